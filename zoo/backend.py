@@ -1,0 +1,120 @@
+"""What differs between Keras backends, in one place: TFP's substrate, XLA, compiling.
+
+Model code uses ``keras.ops`` only; the TensorFlow Probability distributions come
+from the substrate that matches the active backend (``tensorflow_probability``
+on TensorFlow, its JAX substrate from ``tfp-nightly`` on JAX).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+
+
+def name() -> str:
+    return keras.backend.backend()
+
+
+@functools.lru_cache(maxsize=None)
+def tfp():
+    """The TensorFlow Probability module for the active Keras backend."""
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow_probability as tfp_module
+
+        return tfp_module
+    if backend == "jax":
+        try:
+            from tensorflow_probability.substrates import jax as tfp_module
+        except ImportError as exc:  # tensorflow-probability 0.25 does not import with current JAX
+            raise ImportError("the JAX backend needs TFP's JAX substrate: pip install tfp-nightly") from exc
+        return tfp_module
+    raise RuntimeError(f"Keras backend {backend!r} is not supported; set KERAS_BACKEND=tensorflow or jax")
+
+
+def tfd():
+    return tfp().distributions
+
+
+def has_gpu() -> bool:
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    return False
+
+
+def default_jit_compile() -> bool:
+    """XLA on a GPU; plain graph mode on a CPU, where XLA measured slower."""
+    return has_gpu()
+
+
+def compile_function(fn, jit_compile: bool | None = None):
+    """Trace ``fn`` once into a graph: tf.function on TensorFlow, jax.jit on JAX."""
+    if jit_compile is None:
+        jit_compile = default_jit_compile()
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=jit_compile, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    return fn
+
+
+def scan(f, init, xs):
+    """jax.lax.scan semantics, ``f(carry, x) -> (carry, y)``, over the leading axis of ``xs``.
+
+    keras.ops.scan on TensorFlow neither lets y differ from the carry nor sets
+    the loop's maximum_iterations, which XLA needs to compile its gradient;
+    this one does both.
+    """
+    backend = name()
+    if backend == "jax":
+        import jax
+
+        return jax.lax.scan(f, init, xs)
+    if backend != "tensorflow":
+        return keras.ops.scan(f, init, xs)
+    import tensorflow as tf
+
+    xs_flat = [tf.convert_to_tensor(x) for x in tf.nest.flatten(xs)]
+    n = xs_flat[0].shape[0]
+    if n is None:
+        n = tf.shape(xs_flat[0])[0]
+    x_tas = [tf.TensorArray(x.dtype, size=n, element_shape=x.shape[1:]).unstack(x) for x in xs_flat]
+
+    def read(i):
+        return tf.nest.pack_sequence_as(xs, [ta.read(i) for ta in x_tas])
+
+    # The output structure comes from one trace of f on the first element;
+    # those ops feed nothing and are pruned from the graph.
+    _, y0 = f(init, read(0))
+    y_flat0 = tf.nest.flatten(y0)
+    y_tas = [tf.TensorArray(y.dtype, size=n, element_shape=y.shape) for y in y_flat0]
+
+    def body(i, carry, y_tas):
+        carry, y = f(carry, read(i))
+        y_tas = [ta.write(i, v) for ta, v in zip(y_tas, tf.nest.flatten(y))]
+        return i + 1, carry, y_tas
+
+    _, carry, y_tas = tf.while_loop(
+        lambda i, *_: i < n,
+        body,
+        (tf.constant(0), init, y_tas),
+        maximum_iterations=n,
+    )
+    ys = [ta.stack() for ta in y_tas]
+    if isinstance(n, int):
+        for y in ys:
+            y.set_shape([n] + y.shape.as_list()[1:])
+    return carry, tf.nest.pack_sequence_as(y0, ys)

@@ -1,0 +1,99 @@
+"""Batches of whole lines: normalised offsets, length bucketing, masks.
+
+A batch holds lines of similar length (sorted by length with a little random
+jitter per pass, so batches differ between passes), padded at the end to a
+multiple of ``pad_to`` steps so that compiled graphs see few distinct shapes.
+Input x_t is point t and the target is point t+1; the mask marks real targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+
+
+def normalize_offsets(lines, mean, std) -> list[np.ndarray]:
+    """(dx, dy) -> ((dx, dy) - mean) / std for each (N, 3) line; eos unchanged."""
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    out = []
+    for ln in lines:
+        ln = np.array(ln, dtype=np.float32, copy=True)
+        ln[:, :2] = (ln[:, :2] - mean) / std
+        out.append(ln)
+    return out
+
+
+class LineBatches(keras.utils.PyDataset):
+    """(inputs (B, T, 3), targets+mask (B, T, 4)) batches of normalised lines.
+
+    An epoch is ``steps_per_epoch`` batches (default: one pass), so short
+    epochs (frequent checkpoints) and resuming at any epoch see the same
+    stream of batches for a given seed.
+    """
+
+    def __init__(self, lines, batch_size=32, shuffle=True, seed=0, steps_per_epoch=None, pad_to=32, jitter=0.1, **kwargs):
+        super().__init__(**kwargs)
+        if not lines:
+            raise ValueError("no lines to batch: the split is empty")
+        self.lines = [ln for ln in lines if len(ln) >= 2]
+        self.lengths = np.asarray([len(ln) - 1 for ln in self.lines])
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.pad_to = pad_to
+        self.jitter = jitter
+        self.batches_per_pass = int(np.ceil(len(self.lines) / batch_size))
+        self.steps_per_epoch = steps_per_epoch or self.batches_per_pass
+        self.epoch = 0
+        self._pass_cache = {}
+
+    def __len__(self):
+        return self.steps_per_epoch
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def _batches_of_pass(self, p: int) -> list[np.ndarray]:
+        if p not in self._pass_cache:
+            if self.shuffle:
+                rng = np.random.default_rng([self.seed, p])
+                key = self.lengths * (1.0 + self.jitter * rng.random(len(self.lengths)))
+            else:
+                key = self.lengths
+            order = np.argsort(key, kind="stable")
+            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            if self.shuffle:
+                batches = [batches[j] for j in rng.permutation(len(batches))]
+            self._pass_cache = {p: batches}  # keep one pass only
+        return self._pass_cache[p]
+
+    def batch_indices(self, i: int) -> np.ndarray:
+        step = (self.epoch * self.steps_per_epoch + i) if self.shuffle else i
+        p, j = divmod(step, self.batches_per_pass)
+        return self._batches_of_pass(p)[j]
+
+    def padded_length(self, idx) -> int:
+        longest = int(self.lengths[idx].max())
+        return int(np.ceil(longest / self.pad_to) * self.pad_to)
+
+    def __getitem__(self, i):
+        idx = self.batch_indices(i)
+        T = self.padded_length(idx)
+        x = np.zeros((len(idx), T, 3), np.float32)
+        y = np.zeros((len(idx), T, 4), np.float32)
+        for b, k in enumerate(idx):
+            ln = self.lines[k]
+            n = len(ln) - 1
+            x[b, :n] = ln[:-1]
+            y[b, :n, :3] = ln[1:]
+            y[b, :n, 3] = 1.0
+        return x, y
+
+    def padding_fraction(self, passes: int = 1) -> float:
+        """Fraction of padded (wasted) steps over whole passes of this stream."""
+        real = padded = 0
+        for p in range(passes):
+            for idx in self._batches_of_pass(p):
+                real += int(self.lengths[idx].sum())
+                padded += self.padded_length(idx) * len(idx)
+        return 1.0 - real / padded

@@ -1,0 +1,73 @@
+"""Preset folders, KerasHub style: config.json, model.weights.h5, metadata.json, README.md.
+
+``from_preset("iam-prediction")`` loads a shipped model from ``saved_models/``;
+a path to any folder with the same files works too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+
+PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+CONFIG, WEIGHTS, METADATA, CARD = "config.json", "model.weights.h5", "metadata.json", "README.md"
+
+
+def list_presets() -> list[str]:
+    if not os.path.isdir(PRESETS_DIR):
+        return []
+    return sorted(d for d in os.listdir(PRESETS_DIR) if os.path.isfile(os.path.join(PRESETS_DIR, d, CONFIG)))
+
+
+def preset_path(name_or_path: str) -> str:
+    if os.path.isfile(os.path.join(name_or_path, CONFIG)):
+        return name_or_path
+    candidate = os.path.join(PRESETS_DIR, name_or_path)
+    if os.path.isfile(os.path.join(candidate, CONFIG)):
+        return candidate
+    raise FileNotFoundError(
+        f"no preset {name_or_path!r}: it is neither a folder with {CONFIG} nor a shipped preset "
+        f"(shipped: {', '.join(list_presets()) or 'none'})"
+    )
+
+
+def load_metadata(name_or_path: str) -> dict:
+    path = os.path.join(preset_path(name_or_path), METADATA)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def from_preset(name_or_path: str):
+    """Build the model of a preset folder and load its weights."""
+    import zoo.models  # noqa: F401  (registers the model classes)
+
+    folder = preset_path(name_or_path)
+    with open(os.path.join(folder, CONFIG)) as f:
+        config = json.load(f)
+    model = keras.saving.deserialize_keras_object(config)
+    model.build()
+    model.load_weights(os.path.join(folder, WEIGHTS))
+    return model
+
+
+def save_preset(model, folder: str, metadata: dict, card: str | None = None) -> None:
+    """Write the four files of a preset; each is written to a temporary name and renamed."""
+    os.makedirs(folder, exist_ok=True)
+
+    def write_text(name, text):
+        tmp = os.path.join(folder, f".{name}.tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(folder, name))
+
+    write_text(CONFIG, json.dumps(keras.saving.serialize_keras_object(model), indent=1))
+    tmp = os.path.join(folder, "tmp.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, os.path.join(folder, WEIGHTS))
+    write_text(METADATA, json.dumps(metadata, indent=1))
+    if card is not None:
+        write_text(CARD, card)
