@@ -98,7 +98,7 @@ def scan(f, init, xs):
 
     # The output structure comes from one trace of f on the first element;
     # those ops feed nothing and are pruned from the graph.
-    _, y0 = f(init, read(0))
+    _, y0 = f(init, tf.nest.pack_sequence_as(xs, [x[0] for x in xs_flat]))
     y_flat0 = tf.nest.flatten(y0)
     y_tas = [tf.TensorArray(y.dtype, size=n, element_shape=y.shape) for y in y_flat0]
 
@@ -118,3 +118,31 @@ def scan(f, init, xs):
         for y in ys:
             y.set_shape([n] + y.shape.as_list()[1:])
     return carry, tf.nest.pack_sequence_as(y0, ys)
+
+
+def fit_data(data, repeat: bool = False):
+    """What to hand to ``model.fit`` for a PyDataset whose batch shapes vary.
+
+    On TensorFlow, Keras fixes the dataset's signature from its first two
+    batches, so a later, longer batch fails; this wraps the PyDataset in a
+    tf.data pipeline whose time axis is unknown. With ``repeat`` the stream
+    goes on across epochs, calling ``on_epoch_end`` after each pass (the
+    caller then passes ``steps_per_epoch``). Other backends take it as it is.
+    """
+    if name() != "tensorflow" or not isinstance(data, keras.utils.PyDataset):
+        return data
+    import tensorflow as tf
+
+    spec = tf.nest.map_structure(
+        lambda a: tf.TensorSpec((None,) * (a.ndim - 1) + (a.shape[-1],), tf.as_dtype(a.dtype)), data[0]
+    )
+
+    def batches():
+        while True:
+            for i in range(len(data)):
+                yield data[i]
+            if not repeat:
+                return
+            data.on_epoch_end()
+
+    return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)

@@ -49,7 +49,8 @@ def from_preset(name_or_path: str):
     with open(os.path.join(folder, CONFIG)) as f:
         config = json.load(f)
     model = keras.saving.deserialize_keras_object(config)
-    model.build()
+    if not model.built:
+        model.build()
     model.load_weights(os.path.join(folder, WEIGHTS))
     return model
 

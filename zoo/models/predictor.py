@@ -40,6 +40,8 @@ class HandwritingPredictor(keras.Model):
         self.head = mixture.MixtureDensityHead(num_mixtures, clip=output_clip, name="mixture")
 
     def build(self, input_shape=(None, None, 3)):
+        if self.built:
+            return
         self.lstm.build(input_shape)
         self.head.build((None, None, self.units * self.num_layers))
         self.built = True

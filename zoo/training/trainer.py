@@ -23,6 +23,8 @@ import time
 
 import keras
 
+from zoo import backend
+
 CHECKPOINT = "checkpoint.keras"
 STATE = "state.json"
 BEST_WEIGHTS = "best.weights.h5"
@@ -137,9 +139,11 @@ def fit(
         except ImportError:
             pass
     if state["epoch"] < epochs:
+        train_stream = backend.fit_data(train_data, repeat=True)
         model.fit(
-            train_data,
-            validation_data=val_data,
+            train_stream,
+            steps_per_epoch=len(train_data) if train_stream is not train_data else None,
+            validation_data=backend.fit_data(val_data),
             epochs=epochs,
             initial_epoch=state["epoch"],
             callbacks=callbacks,
@@ -160,6 +164,9 @@ def resume(run_dir: str, jit_compile: bool | None = None):
     """The model of the last checkpoint in ``run_dir`` with its optimiser state, or None."""
     if load_state(run_dir) is None:
         return None
+    import zoo.models  # noqa: F401  (registers the zoo's classes for deserialisation)
+    import zoo.training.graves_rmsprop  # noqa: F401
+
     model = keras.saving.load_model(os.path.join(run_dir, CHECKPOINT))
     if jit_compile is not None:
         model.jit_compile = jit_compile

@@ -1,0 +1,103 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import REPO, make_iam_folder
+import zoo.models  # noqa: F401  (registers the classes load_model needs)
+from zoo.data.cache import prepare
+from zoo.training import trainer
+
+
+def zoo_cmd(*args):
+    return [sys.executable, "-m", "zoo", *args]
+
+
+@pytest.fixture(scope="module")
+def fixture_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("iam")
+    make_iam_folder(str(root), lines_per_form=4)
+    out = str(root / "cache.npz")
+    prepare(str(root), out, progress=False)
+    return out
+
+
+def test_killed_run_resumes_where_it_stopped(fixture_cache, tmp_path):
+    run = str(tmp_path / "run")
+    args = ["train", "--data", fixture_cache, "--out", run, "--units", "8", "--layers", "1", "--mixtures", "2",
+            "--batch-size", "4", "--steps-per-epoch", "2", "--patience", "0"]
+    env = {**os.environ, "PYTHONPATH": REPO}
+    proc = subprocess.Popen(zoo_cmd(*args, "--epochs", "10000"), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_path = os.path.join(run, trainer.STATE)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            if os.path.isfile(state_path):
+                with open(state_path) as f:
+                    if json.load(f)["epoch"] >= 2:
+                        break
+            time.sleep(0.2)
+        else:
+            pytest.fail("training wrote no checkpoint in time")
+    finally:
+        proc.send_signal(signal.SIGKILL)  # kill -9: no chance to clean up
+        proc.wait()
+    with open(state_path) as f:
+        killed_at = json.load(f)["epoch"]
+    assert keras.saving.load_model(os.path.join(run, trainer.CHECKPOINT)) is not None  # never half-written
+    target = killed_at + 2
+    done = subprocess.run(zoo_cmd(*args, "--epochs", str(target)), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming from" in done.stderr
+    with open(state_path) as f:
+        state = json.load(f)
+    assert state["epoch"] == target
+    assert [h["epoch"] for h in state["history"]] == list(range(1, target + 1))
+    assert json.loads(done.stdout)["epochs"] == target
+    assert os.path.isfile(os.path.join(run, "preset", "model.weights.h5"))
+    assert os.path.isfile(os.path.join(run, "loss.png"))
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y, self.epoch = x, y, 0
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return self.x, self.y
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((4, 3), np.float32)
+    good = _Batches(x, np.ones((4, 1), np.float32))
+    run = str(tmp_path / "run")
+    trainer.fit(model, good, good, run, epochs=1, tensorboard=False, verbose=0)
+    before = os.path.getmtime(os.path.join(run, trainer.CHECKPOINT))
+    bad = _Batches(x, np.full((4, 1), np.nan, np.float32))
+    with pytest.raises(trainer.TrainingDiverged, match="loss became nan.*Lower the learning rate"):
+        trainer.fit(model, bad, good, run, epochs=3, tensorboard=False, verbose=0)
+    assert os.path.getmtime(os.path.join(run, trainer.CHECKPOINT)) == before
+    with open(os.path.join(run, trainer.STATE)) as f:
+        assert json.load(f)["epoch"] == 1
+
+
+def test_early_stopping_state_survives_a_restart(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")  # lr 0: never improves
+    data = _Batches(np.ones((4, 3), np.float32), np.zeros((4, 1), np.float32))
+    run = str(tmp_path / "run")
+    trainer.fit(model, data, data, run, epochs=2, patience=3, tensorboard=False, verbose=0)
+    state = trainer.fit(model, data, data, run, epochs=50, patience=3, tensorboard=False, verbose=0)
+    assert state["epoch"] == 4  # best at 1, then 3 epochs without improvement
+    assert "early stopping" in state["stop_reason"]
