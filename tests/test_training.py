@@ -11,6 +11,7 @@ import pytest
 
 from conftest import REPO, make_iam_folder
 import zoo.models  # noqa: F401  (registers the classes load_model needs)
+import zoo.training.graves_rmsprop  # noqa: F401
 from zoo.data.cache import prepare
 from zoo.training import trainer
 
