@@ -8,6 +8,7 @@ ZOO_DEBUG=1 to see everything.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -129,9 +130,11 @@ def cmd_train(args) -> None:
         file=sys.stderr,
     )
     try:
-        state = trainer.fit(
-            model, train_data, val_data, args.out, epochs=args.epochs, patience=args.patience, time_budget=args.time_budget
-        )
+        # Keras' progress bar goes to stderr: stdout carries only the JSON result.
+        with contextlib.redirect_stdout(sys.stderr):
+            state = trainer.fit(
+                model, train_data, val_data, args.out, epochs=args.epochs, patience=args.patience, time_budget=args.time_budget
+            )
     except trainer.TrainingDiverged as exc:
         _fail(str(exc))
     # The preset gets the best validation epoch's weights.
