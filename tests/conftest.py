@@ -11,6 +11,14 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory):
+    """Caches made by tests go to a temporary folder unless ZOO_CACHE_DIR says where."""
+    if "ZOO_CACHE_DIR" not in os.environ:
+        os.environ["ZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("zoo-cache"))
+    yield
+
+
 def real_data_dir() -> str | None:
     root = os.environ.get("ZOO_DATA_DIR")
     if not root:
