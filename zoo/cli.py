@@ -119,10 +119,18 @@ def cmd_train(args) -> None:
         model.compile(optimizer=GravesRMSprop(learning_rate=args.learning_rate), jit_compile=jit)
     else:
         print(f"resuming from {os.path.join(args.out, trainer.CHECKPOINT)}", file=sys.stderr)
+    # Compiled code (XLA, or any JAX function) is compiled again for every new
+    # batch shape, so there lengths are padded to coarser steps.
+    pad_to = args.pad_to or (128 if (jit or backend.name() == "jax") else 32)
     train_data = LineBatches(
-        [model.normalize(ln) for ln in train_raw], args.batch_size, shuffle=True, seed=args.seed, steps_per_epoch=args.steps_per_epoch
+        [model.normalize(ln) for ln in train_raw],
+        args.batch_size,
+        shuffle=True,
+        seed=args.seed,
+        steps_per_epoch=args.steps_per_epoch,
+        pad_to=pad_to,
     )
-    val_data = LineBatches([model.normalize(ln) for ln in val_raw], args.batch_size, shuffle=False)
+    val_data = LineBatches([model.normalize(ln) for ln in val_raw], args.batch_size, shuffle=False, pad_to=pad_to)
     print(
         f"{len(train_raw)} training lines, {len(val_raw)} {args.validation_split} lines; "
         f"padding {100 * train_data.padding_fraction():.1f}%; {model.count_params():,} weights; "
@@ -258,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     xla = s.add_mutually_exclusive_group()
     xla.add_argument("--xla", dest="xla", action="store_true", default=None, help="XLA-compile the train step (default on a GPU)")
     xla.add_argument("--no-xla", dest="xla", action="store_false", help="plain graph mode (default on a CPU)")
+    s.add_argument("--pad-to", type=int, help="pad batch lengths to a multiple of this (default: 32, or 128 under XLA/JAX)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--hardware", help="describe the machine in the preset's metadata")
     s.set_defaults(func=cmd_train)

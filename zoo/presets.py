@@ -48,6 +48,7 @@ def from_preset(name_or_path: str):
     folder = preset_path(name_or_path)
     with open(os.path.join(folder, CONFIG)) as f:
         config = json.load(f)
+    config.pop("compile_config", None)  # a preset is for inference; training resumes from checkpoints
     model = keras.saving.deserialize_keras_object(config)
     if not model.built:
         model.build()
@@ -65,7 +66,9 @@ def save_preset(model, folder: str, metadata: dict, card: str | None = None) -> 
             f.write(text)
         os.replace(tmp, os.path.join(folder, name))
 
-    write_text(CONFIG, json.dumps(keras.saving.serialize_keras_object(model), indent=1))
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    write_text(CONFIG, json.dumps(config, indent=1))
     tmp = os.path.join(folder, "tmp.weights.h5")
     model.save_weights(tmp)
     os.replace(tmp, os.path.join(folder, WEIGHTS))

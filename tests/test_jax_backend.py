@@ -1,0 +1,42 @@
+"""Weights trained on the Keras JAX backend load on TensorFlow and give the same outputs.
+
+Needs an interpreter with jax, keras and tfp-nightly: set ZOO_JAX_PYTHON to it
+(for example a venv made with `pip install "jax[cpu]" keras==3.15.1 tfp-nightly`).
+"""
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from keras import ops
+
+from conftest import REPO, make_iam_folder
+from zoo.presets import from_preset
+
+JAX_PYTHON = os.environ.get("ZOO_JAX_PYTHON")
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not JAX_PYTHON, reason="set ZOO_JAX_PYTHON to a Python with jax and tfp-nightly")]
+
+
+def test_jax_trained_preset_runs_on_tensorflow(tmp_path):
+    data = make_iam_folder(str(tmp_path / "iam"))
+    run = str(tmp_path / "run")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": REPO, "ZOO_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [JAX_PYTHON, "-m", "zoo", "train", "--data", data, "--out", run, "--units", "8", "--layers", "2", "--mixtures", "2",
+         "--batch-size", "4", "--steps-per-epoch", "2", "--epochs", "2"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "backend jax" in proc.stderr
+    x = np.random.default_rng(0).normal(size=(2, 30, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys, numpy as np; from keras import ops; from zoo.presets import from_preset; "
+        f"m = from_preset({run + '/preset'!r}); np.save(sys.argv[1], ops.convert_to_numpy(m(np.load(sys.argv[2]))))"
+    )
+    subprocess.run([JAX_PYTHON, "-c", script, str(tmp_path / "y.npy"), str(tmp_path / "x.npy")], cwd=REPO, env=env, check=True, timeout=300)
+    on_jax = np.load(tmp_path / "y.npy")
+    on_tf = ops.convert_to_numpy(from_preset(run + "/preset")(x))
+    np.testing.assert_allclose(on_tf, on_jax, atol=1e-5)
