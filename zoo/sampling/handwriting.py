@@ -42,7 +42,7 @@ def sample_unconditional(model, steps: int = 700, count: int = 1, bias: float = 
     noise = sampling_noise(steps, count, seed)
     step = make_step(model, float(bias))
     x = ops.convert_to_tensor(model.start_input(count))
-    state = model.lstm.zero_state(count)
+    state = model.zero_state(count)
     out = np.zeros((count, steps, 3), np.float32)
     for t in range(steps):
         x, state = step(x, state, ops.convert_to_tensor(noise[t]))
