@@ -22,6 +22,17 @@ def window_weights(alpha, beta, kappa, length: int):
     return ops.sum(alpha[:, :, None] * ops.exp(-beta[:, :, None] * ops.square(kappa[:, :, None] - u[None, None, :])), axis=1)
 
 
+def soft_window(params, kappa_prev, text_onehot, num_components: int):
+    """eq. 46-51 from the window parameters p = W_h1p h^1_t + b_p (B, 3K)."""
+    k = num_components
+    alpha = ops.exp(params[:, :k])  # eq. 49
+    beta = ops.exp(params[:, k : 2 * k])  # eq. 50
+    kappa = kappa_prev + ops.exp(params[:, 2 * k :])  # eq. 51
+    phi = window_weights(alpha, beta, kappa, ops.shape(text_onehot)[1])  # eq. 46
+    w = ops.einsum("bu,buc->bc", phi, text_onehot)  # eq. 47
+    return w, kappa, phi
+
+
 @keras.saving.register_keras_serializable("zoo")
 class SoftWindow(keras.layers.Layer):
     """h^1_t, kappa_{t-1}, one-hot text -> w_t, kappa_t, phi(t, .)."""
@@ -35,14 +46,7 @@ class SoftWindow(keras.layers.Layer):
         self.dense.build(input_shape)
 
     def call(self, h1, kappa_prev, text_onehot):
-        k = self.num_components
-        p = self.dense(h1)
-        alpha = ops.exp(p[:, :k])  # eq. 49
-        beta = ops.exp(p[:, k : 2 * k])  # eq. 50
-        kappa = kappa_prev + ops.exp(p[:, 2 * k :])  # eq. 51
-        phi = window_weights(alpha, beta, kappa, ops.shape(text_onehot)[1])  # eq. 46
-        w = ops.einsum("bu,buc->bc", phi, text_onehot)  # eq. 47
-        return w, kappa, phi
+        return soft_window(self.dense(h1), kappa_prev, text_onehot, self.num_components)
 
     def get_config(self):
         return {**super().get_config(), "num_components": self.num_components}

@@ -1,5 +1,6 @@
 """One model per file; importing this package registers them with Keras."""
 
 from zoo.models.predictor import HandwritingPredictor
+from zoo.models.synthesizer import HandwritingSynthesizer
 
-__all__ = ["HandwritingPredictor"]
+__all__ = ["HandwritingPredictor", "HandwritingSynthesizer"]
