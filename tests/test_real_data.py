@@ -41,7 +41,7 @@ def test_real_lines_look_like_handwriting(real_data):
 def test_small_model_learns_real_lines(real_data):
     from zoo import backend
     from zoo.data.pipeline import LineBatches
-    from zoo.evaluation import evaluate_predictor
+    from zoo.evaluation import evaluate_handwriting
     from zoo.models.predictor import HandwritingPredictor
     from zoo.training.graves_rmsprop import GravesRMSprop
 
@@ -52,10 +52,10 @@ def test_small_model_learns_real_lines(real_data):
     model = HandwritingPredictor(units=32, num_layers=2, num_mixtures=5, offset_mean=mean, offset_std=std)
     model.build()
     model.compile(optimizer=GravesRMSprop(learning_rate=1e-3))
-    before = evaluate_predictor(model, held_out)["nll_nats_per_point"]
+    before = evaluate_handwriting(model, held_out)["nll_nats_per_point"]
     batches = LineBatches([model.normalize(ln) for ln in train], batch_size=8, steps_per_epoch=50)
     history = model.fit(backend.fit_data(batches, repeat=True), steps_per_epoch=50, epochs=1, verbose=0)
-    after = evaluate_predictor(model, held_out)["nll_nats_per_point"]
+    after = evaluate_handwriting(model, held_out)["nll_nats_per_point"]
     assert np.isfinite(history.history["loss"][0])
     # 50 steps take an untrained network from ~3 nats per point well below 2.
     assert before > 2.5 and after < before - 0.8, (before, after)

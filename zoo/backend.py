@@ -133,8 +133,10 @@ def fit_data(data, repeat: bool = False):
         return data
     import tensorflow as tf
 
+    # Batch and time (or text) axes vary; a feature axis (the last of 3) does not.
     spec = tf.nest.map_structure(
-        lambda a: tf.TensorSpec((None,) * (a.ndim - 1) + (a.shape[-1],), tf.as_dtype(a.dtype)), data[0]
+        lambda a: tf.TensorSpec((None,) * (a.ndim - 1) + ((a.shape[-1],) if a.ndim >= 3 else (None,)), tf.as_dtype(a.dtype)),
+        data[0],
     )
 
     def batches():

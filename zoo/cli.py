@@ -16,6 +16,7 @@ import time
 import warnings
 
 DEFAULT_MODEL = "iam-prediction"
+DEFAULT_WRITER = "iam-synthesis"
 
 
 def _silence_native_stderr() -> None:
@@ -61,9 +62,18 @@ def cmd_prepare(args) -> None:
 
 def _model_card(name: str, config: dict, meta: dict) -> str:
     ev = meta.get("evaluation", {})
+    if meta["model"] == "HandwritingSynthesizer":
+        what = (
+            f"Handwriting synthesis network of Graves (2013, sec. 5): writes a given text through a soft window of "
+            f"{config['window_components']} Gaussians over its {len(config['alphabet']['chars'])} characters, "
+        )
+        graves, use = "Graves 3x400: -1096.9", f'`python -m zoo write "Hello world" --model {name} --out hello.svg`'
+    else:
+        what = "Handwriting prediction network of Graves (2013, sec. 4): "
+        graves, use = "Graves 3x400: -1041.0", f"`python -m zoo sample --model {name} --out samples.svg`"
     return f"""# {name}
 
-Handwriting prediction network of Graves (2013, sec. 4): {config['num_layers']} skip-connected
+{what}{config['num_layers']} skip-connected
 LSTM layers of {config['units']} cells and a mixture of {config['num_mixtures']} bivariate
 Gaussians with an end-of-stroke Bernoulli, predicting pen offsets one point at a time.
 
@@ -71,12 +81,12 @@ Gaussians with an end-of-stroke Bernoulli, predicting pen offsets one point at a
 |---|---|
 | data | IAM On-Line Handwriting Database, train on {', '.join(meta['train_splits'])} ({meta['train_lines']} lines) |
 | early stopping / report split | {meta['validation_split']} ({ev.get('lines', '?')} lines) |
-| NLL on {meta['validation_split']} | {ev.get('nll_nats_per_line', float('nan')):.1f} nats per line ({ev.get('nll_nats_per_point', float('nan')):.3f} per point); Graves 3x400: -1041.0 |
+| NLL on {meta['validation_split']} | {ev.get('nll_nats_per_line', float('nan')):.1f} nats per line ({ev.get('nll_nats_per_point', float('nan')):.3f} per point); {graves} |
 | SSE per point | {ev.get('sse_per_point', float('nan')):.3f} |
 | training | {meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}, {meta['train_seconds'] / 60:.1f} min on {meta['hardware']} |
 | optimiser | Graves RMSProp (eq. 38-45), lr {meta['learning_rate']:g}; derivatives clipped to [-{config['lstm_clip']:g}, {config['lstm_clip']:g}] (LSTM) and [-{config['output_clip']:g}, {config['output_clip']:g}] (output) |
 
-Use: `python -m zoo sample --model {name} --out samples.svg`, or in Python
+Use: {use}, or in Python
 `zoo.presets.from_preset("{name}")`. The IAM-OnDB licence (non-commercial
 research) applies to models trained on it.
 """
@@ -88,9 +98,10 @@ def cmd_train(args) -> None:
 
     from zoo import backend, presets
     from zoo.data.cache import TRAIN_SPLITS, VALIDATION_SPLIT, load_handwriting
-    from zoo.data.pipeline import LineBatches
-    from zoo.evaluation import evaluate_predictor
-    from zoo.models.predictor import HandwritingPredictor
+    from zoo.data.pipeline import LineBatches, TextLineBatches
+    from zoo.evaluation import evaluate_handwriting
+    from zoo.data.alphabet import Alphabet
+    from zoo.models import HandwritingPredictor, HandwritingSynthesizer
     from zoo.render.figures import plot_loss_curve
     from zoo.training import trainer
     from zoo.training.graves_rmsprop import GravesRMSprop
@@ -98,23 +109,19 @@ def cmd_train(args) -> None:
     keras.utils.set_random_seed(args.seed)
     jit = backend.default_jit_compile() if args.xla is None else args.xla
     data = load_handwriting(args.data)
-    train_raw = data.lines("train")
-    if args.max_train_lines:
-        train_raw = train_raw[: args.max_train_lines]
-    val_raw = data.lines(args.validation_split)
-    if args.max_val_lines:
-        val_raw = val_raw[: args.max_val_lines]
+    train_idx = data.split_indices("train")[: args.max_train_lines]
+    val_idx = data.split_indices(args.validation_split)[: args.max_val_lines]
+    train_raw, val_raw = [data.line(i) for i in train_idx], [data.line(i) for i in val_idx]
+    train_texts, val_texts = [data.texts[i] for i in train_idx], [data.texts[i] for i in val_idx]
 
     model = trainer.resume(args.out, jit_compile=jit)
     if model is None:
         mean, std = data.normalization("train")
-        model = HandwritingPredictor(
-            units=args.units,
-            num_layers=args.layers,
-            num_mixtures=args.mixtures,
-            offset_mean=mean,
-            offset_std=std,
-        )
+        common = dict(units=args.units, num_layers=args.layers, num_mixtures=args.mixtures, offset_mean=mean, offset_std=std)
+        if args.model == "synthesis":
+            model = HandwritingSynthesizer(Alphabet.from_texts(train_texts), window_components=args.window_components, **common)
+        else:
+            model = HandwritingPredictor(**common)
         model.build()
         model.compile(optimizer=GravesRMSprop(learning_rate=args.learning_rate), jit_compile=jit)
     else:
@@ -122,15 +129,15 @@ def cmd_train(args) -> None:
     # Compiled code (XLA, or any JAX function) is compiled again for every new
     # batch shape, so there lengths are padded to coarser steps.
     pad_to = args.pad_to or (128 if (jit or backend.name() == "jax") else 32)
-    train_data = LineBatches(
-        [model.normalize(ln) for ln in train_raw],
-        args.batch_size,
-        shuffle=True,
-        seed=args.seed,
-        steps_per_epoch=args.steps_per_epoch,
-        pad_to=pad_to,
-    )
-    val_data = LineBatches([model.normalize(ln) for ln in val_raw], args.batch_size, shuffle=False, pad_to=pad_to)
+    batches = dict(batch_size=args.batch_size, pad_to=pad_to)
+    train_norm, val_norm = [model.normalize(ln) for ln in train_raw], [model.normalize(ln) for ln in val_raw]
+    if args.model == "synthesis":
+        encode = lambda texts: [model.alphabet.encode(t, substitute=True) for t in texts]  # noqa: E731
+        train_data = TextLineBatches(train_norm, encode(train_texts), shuffle=True, seed=args.seed, steps_per_epoch=args.steps_per_epoch, **batches)
+        val_data = TextLineBatches(val_norm, encode(val_texts), shuffle=False, **batches)
+    else:
+        train_data = LineBatches(train_norm, shuffle=True, seed=args.seed, steps_per_epoch=args.steps_per_epoch, **batches)
+        val_data = LineBatches(val_norm, shuffle=False, **batches)
     print(
         f"{len(train_raw)} training lines, {len(val_raw)} {args.validation_split} lines; "
         f"padding {100 * train_data.padding_fraction():.1f}%; {model.count_params():,} weights; "
@@ -150,10 +157,10 @@ def cmd_train(args) -> None:
     if os.path.isfile(best):
         model.load_weights(best)
     plot_loss_curve(state["history"], os.path.join(args.out, "loss.png"), reference=None)
-    evaluation = evaluate_predictor(model, val_raw, batch_size=args.batch_size)
+    evaluation = evaluate_handwriting(model, val_raw, val_texts, batch_size=args.batch_size)
     points = int(sum(len(ln) - 1 for ln in train_raw))
     meta = {
-        "model": "HandwritingPredictor",
+        "model": type(model).__name__,
         "data": "IAM On-Line Handwriting Database (lineStrokes-all, ascii-all, official splits)",
         "train_splits": [s for s in TRAIN_SPLITS if s in data.splits and len(data.splits[s])],
         "train_lines": len(train_raw),
@@ -177,6 +184,17 @@ def cmd_train(args) -> None:
     preset_dir = args.preset_out or os.path.join(args.out, "preset")
     name = os.path.basename(os.path.normpath(preset_dir))
     presets.save_preset(model, preset_dir, meta, _model_card(name, model.get_config(), meta))
+    if args.model == "synthesis":
+        # Named styles for primed writing (sec. 5.5): real training lines of different writers.
+        styles, writers = {}, set()
+        for i in train_idx:
+            writer = data.ids[i].split("-")[0]
+            if writer not in writers and 25 <= len(data.texts[i]) <= 60 and not model.alphabet.unknown(data.texts[i]):
+                writers.add(writer)
+                styles[data.ids[i]] = (data.line(i), data.texts[i])
+            if len(styles) == args.styles:
+                break
+        presets.save_styles(preset_dir, styles)
     print(json.dumps({"preset": preset_dir, **evaluation, "epochs": state["epoch"], "train_seconds": meta["train_seconds"]}, indent=1))
 
 
@@ -185,7 +203,7 @@ def cmd_train(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from zoo.data.cache import load_handwriting
-    from zoo.evaluation import evaluate_predictor
+    from zoo.evaluation import evaluate_handwriting
     from zoo.presets import from_preset
 
     model = from_preset(args.model)
@@ -196,7 +214,8 @@ def cmd_evaluate(args) -> None:
         _fail(str(exc.args[0]))
     if not lines:
         _fail(f"split {args.split!r} has no lines in {args.data} (its forms are absent from this copy)")
-    result = evaluate_predictor(model, lines, batch_size=args.batch_size, progress=not args.quiet)
+    texts = [data.texts[i] for i in data.split_indices(args.split)]
+    result = evaluate_handwriting(model, lines, texts, batch_size=args.batch_size, progress=not args.quiet)
     print(json.dumps({"model": args.model, "split": args.split, **result}, indent=1))
 
 
@@ -214,6 +233,64 @@ def cmd_sample(args) -> None:
     seconds = time.time() - t0
     save_drawing(offsets, args.out)
     print(json.dumps({"out": args.out, "count": args.count, "steps": args.steps, "seconds": round(seconds, 2)}))
+
+
+def page_lines(text: str, width: int) -> list[str]:
+    """Paragraphs -> lines of at most ``width`` characters (long words are split, never refused)."""
+    import textwrap
+
+    lines = []
+    for paragraph in text.splitlines():
+        paragraph = " ".join(paragraph.split())
+        if paragraph:
+            lines += textwrap.wrap(paragraph, width=width, break_long_words=True, break_on_hyphens=False)
+    return lines
+
+
+def cmd_write(args) -> None:
+    from zoo.data.alphabet import UnknownCharacters
+    from zoo.presets import from_preset, load_styles
+    from zoo.render import save_drawing
+    from zoo.render.figures import plot_alignment
+    from zoo.sampling.handwriting import write
+
+    if args.file:
+        with open(args.file, encoding="utf-8") as f:
+            text = f.read()
+    else:
+        text = "\n".join(args.text)
+    lines = page_lines(text, args.width)
+    if not lines:
+        _fail("the text is empty: give the words to write, e.g. python -m zoo write \"Hello world\" --out hello.svg")
+    model = from_preset(args.model)
+    if not hasattr(model, "alphabet"):
+        _fail(f"{args.model} is a prediction model; `write` needs a synthesis preset such as {DEFAULT_WRITER}")
+    prime = None
+    if args.style:
+        styles = load_styles(args.model)
+        if args.style not in styles:
+            _fail(f"no style {args.style!r} in {args.model}; its styles are: {', '.join(styles) or 'none'}")
+        prime = styles[args.style]
+    elif args.prime_line:
+        from zoo.data.cache import load_handwriting
+
+        if not args.data:
+            _fail("--prime-line needs --data, the IAM-OnDB folder the line comes from")
+        data = load_handwriting(args.data)
+        i = data.index(args.prime_line)
+        prime = (data.line(i), data.texts[i])
+    batch = [ln for ln in lines for _ in range(args.count)]
+    t0 = time.time()
+    try:
+        offsets, phis = write(model, batch, bias=args.bias, seed=args.seed, prime=prime, substitute=args.substitute, return_alignment=True)
+    except UnknownCharacters as exc:
+        _fail(str(exc))
+    seconds = time.time() - t0
+    save_drawing(offsets, args.out)
+    if args.alignment:
+        shown = f"{prime[1]} {batch[0]}" if prime else batch[0]
+        plot_alignment(phis[0], shown, args.alignment, offsets[0])
+    print(json.dumps({"out": args.out, "lines": len(batch), "points": int(sum(len(o) for o in offsets)), "seconds": round(seconds, 2)}))
 
 
 def cmd_density(args) -> None:
@@ -246,14 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_prepare)
 
-    s = sub.add_parser("train", help="train a handwriting prediction network (resumes if --out has a checkpoint)")
-    s.add_argument("model", nargs="?", default="prediction", choices=["prediction"], help="what to train (default: %(default)s)")
+    s = sub.add_parser("train", help="train a prediction or synthesis network (resumes if --out has a checkpoint)")
+    s.add_argument("model", nargs="?", default="prediction", choices=["prediction", "synthesis"], help="what to train (default: %(default)s)")
     s.add_argument("--data", required=True, help="IAM-OnDB folder or a cache made by `prepare`")
     s.add_argument("--out", required=True, help="run folder: checkpoints, logs, loss.png and preset/")
     s.add_argument("--preset-out", help="write the finished preset here (default: OUT/preset)")
     s.add_argument("--units", type=int, default=400, help="LSTM cells per layer (default: %(default)s)")
     s.add_argument("--layers", type=int, default=3, help="stacked LSTM layers (default: %(default)s)")
     s.add_argument("--mixtures", type=int, default=20, help="mixture components M (default: %(default)s)")
+    s.add_argument("--window-components", type=int, default=10, help="synthesis: Gaussians K of the soft window (default: %(default)s)")
+    s.add_argument("--styles", type=int, default=6, help="synthesis: real lines stored with the preset as named styles")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--epochs", type=int, default=1000, help="upper bound; early stopping ends the run first")
     s.add_argument("--steps-per-epoch", type=int, help="batches per epoch, i.e. between checkpoints (default: one pass)")
@@ -287,6 +366,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="FILE.svg or FILE.png")
     s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("write", help="write text by hand with a synthesis model, to SVG or PNG")
+    s.add_argument("text", nargs="*", help="the text; long text is wrapped into lines of --width characters")
+    s.add_argument("--file", help="read the text from this UTF-8 file (one paragraph per line)")
+    s.add_argument("--model", default=DEFAULT_WRITER, help="synthesis preset name or folder (default: %(default)s)")
+    s.add_argument("--bias", type=float, default=0.0, help="sampling bias b of eq. 61-62: 0 varied, 1-2 neat")
+    style = s.add_mutually_exclusive_group()
+    style.add_argument("--style", help="a named style stored with the preset (primed sampling, sec. 5.5)")
+    style.add_argument("--prime-line", help="prime with this IAM-OnDB line id (needs --data)")
+    s.add_argument("--data", help="IAM-OnDB folder or cache, for --prime-line")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--count", type=int, default=1, help="versions of each line")
+    s.add_argument("--width", type=int, default=60, help="wrap lines at this many characters (default: %(default)s)")
+    s.add_argument("--substitute", action="store_true", help="replace characters the model does not know instead of failing")
+    s.add_argument("--alignment", help="also save the window alignment of the first line (Fig. 13) to this PNG")
+    s.add_argument("--out", required=True, help="FILE.svg or FILE.png")
+    s.set_defaults(func=cmd_write)
 
     s = sub.add_parser("density", help="figure of the predictive density along a real line (Graves Fig. 10)")
     s.add_argument("--model", default=DEFAULT_MODEL)

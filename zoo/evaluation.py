@@ -6,17 +6,25 @@ import numpy as np
 from keras import ops
 
 from zoo import backend
-from zoo.data.pipeline import LineBatches
+from zoo.data.pipeline import LineBatches, TextLineBatches
 from zoo.layers import mixture
 
 
-def evaluate_predictor(model, lines, batch_size: int = 32, progress: bool = False) -> dict:
+def evaluate_handwriting(model, lines, texts=None, batch_size: int = 32, progress: bool = False) -> dict:
     """NLL in nats per line and per point, squared error of the expected offset.
 
     ``lines`` are raw (unnormalised) offsets; the model's own normalisation is
-    applied. The squared error is in normalised units, as in the paper.
+    applied. A synthesis model also needs the lines' ``texts``. The squared
+    error is in normalised units, as in the paper.
     """
-    data = LineBatches([model.normalize(ln) for ln in lines], batch_size=batch_size, shuffle=False)
+    normalized = [model.normalize(ln) for ln in lines]
+    if hasattr(model, "alphabet"):
+        if texts is None:
+            raise ValueError("a synthesis model is evaluated on lines with their texts")
+        ids = [model.alphabet.encode(t, substitute=True) for t in texts]
+        data = TextLineBatches(normalized, ids, batch_size=batch_size, shuffle=False)
+    else:
+        data = LineBatches(normalized, batch_size=batch_size, shuffle=False)
     m = model.num_mixtures
 
     def batch_stats(x, y):

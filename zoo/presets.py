@@ -10,6 +10,7 @@ import json
 import os
 
 import keras
+import numpy as np
 
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
 CONFIG, WEIGHTS, METADATA, CARD = "config.json", "model.weights.h5", "metadata.json", "README.md"
@@ -75,3 +76,26 @@ def save_preset(model, folder: str, metadata: dict, card: str | None = None) -> 
     write_text(METADATA, json.dumps(metadata, indent=1))
     if card is not None:
         write_text(CARD, card)
+
+
+STYLES = "styles.npz"
+
+
+def save_styles(folder: str, styles: dict) -> None:
+    """Named styles of a synthesis preset: {name: (raw offsets (N, 3), text)} -> styles.npz."""
+    arrays = {}
+    for name, (offsets, text) in styles.items():
+        arrays[f"offsets/{name}"] = np.asarray(offsets, np.float32)
+        arrays[f"text/{name}"] = np.asarray(text)
+    tmp = os.path.join(folder, "styles.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, os.path.join(folder, STYLES))
+
+
+def load_styles(name_or_path: str) -> dict:
+    path = os.path.join(preset_path(name_or_path), STYLES)
+    if not os.path.isfile(path):
+        return {}
+    with np.load(path) as z:
+        names = [k.split("/", 1)[1] for k in z.files if k.startswith("offsets/")]
+        return {n: (z[f"offsets/{n}"], str(z[f"text/{n}"])) for n in sorted(names)}

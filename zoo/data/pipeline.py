@@ -97,3 +97,25 @@ class LineBatches(keras.utils.PyDataset):
                 real += int(self.lengths[idx].sum())
                 padded += self.padded_length(idx) * len(idx)
         return 1.0 - real / padded
+
+
+class TextLineBatches(LineBatches):
+    """LineBatches whose inputs also carry each line's text as ids (0 = padding).
+
+    ((inputs (B, T, 3), text ids (B, U)), targets+mask (B, T, 4)); U is padded
+    to a multiple of 8 so compiled graphs see few text lengths.
+    """
+
+    def __init__(self, lines, text_ids, batch_size=32, **kwargs):
+        keep = [i for i, ln in enumerate(lines) if len(ln) >= 2]
+        super().__init__([lines[i] for i in keep], batch_size, **kwargs)
+        self.text_ids = [np.asarray(text_ids[i], np.int32) for i in keep]
+
+    def __getitem__(self, i):
+        x, y = super().__getitem__(i)
+        idx = self.batch_indices(i)
+        longest = max(len(self.text_ids[k]) for k in idx)
+        ids = np.zeros((len(idx), int(np.ceil(longest / 8) * 8)), np.int32)
+        for b, k in enumerate(idx):
+            ids[b, : len(self.text_ids[k])] = self.text_ids[k]
+        return (x, ids), y

@@ -90,3 +90,25 @@ def plot_predictive_density(offsets: np.ndarray, params: dict, path: str, title:
     fig.tight_layout()
     fig.savefig(path, dpi=110, facecolor="white")
     plt.close(fig)
+
+
+def plot_alignment(phi: np.ndarray, text: str, path: str, offsets: np.ndarray | None = None) -> None:
+    """The window weights phi(t, u) over the text against time (Graves Fig. 13), the line drawn above."""
+    rows = 2 if offsets is not None else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 3 + 2 * rows), squeeze=False)
+    if offsets is not None:
+        for s in offsets_to_strokes(offsets):
+            axes[0, 0].plot(s[:, 0], s[:, 1], color="black", linewidth=1)
+        axes[0, 0].invert_yaxis()
+        axes[0, 0].set_aspect("equal")
+        axes[0, 0].axis("off")
+    ax = axes[-1, 0]
+    ax.imshow(phi.T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest")
+    ax.set_yticks(range(len(text)))
+    ax.set_yticklabels(list(text.replace(" ", "␣")), fontsize=7, family="monospace")
+    ax.set_xlabel("pen point t")
+    ax.set_ylabel("character u")
+    ax.set_title("soft window weights phi(t, u)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, facecolor="white")
+    plt.close(fig)

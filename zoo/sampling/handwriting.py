@@ -69,3 +69,89 @@ def predictive_params(model, raw_offsets: np.ndarray) -> dict:
         "rho": p["rho"],
         "eos": 1.0 / (1.0 + np.exp(-p["eos_logit"])),
     }
+
+
+# ---------------------------------------------------------------- synthesis
+
+
+def _encode_lines(model, lines, substitute):
+    ids = [model.alphabet.encode(t, substitute=substitute) for t in lines]
+    # One extra zero position so phi(t, U + 1) of the stopping rule exists for every line.
+    padded = np.zeros((len(ids), max(len(i) for i in ids) + 1), np.int32)
+    for b, i in enumerate(ids):
+        padded[b, : len(i)] = i
+    return ids, padded
+
+
+def make_write_step(model, bias: float):
+    """Compiled (x_t, text ids, state, noise_t) -> (x_{t+1}, state, phi_t)."""
+
+    def step(x, ids, state, noise):
+        y_hat, state, window = model((x, ids), initial_state=state, return_state=True, return_window=True)
+        point = mixture.sample_point(y_hat[:, 0], noise, model.num_mixtures, bias)
+        return point[:, None, :], state, window["phi"][:, 0]
+
+    return backend.compile_function(step, jit_compile=False)
+
+
+def write(
+    model,
+    lines,
+    bias: float = 0.0,
+    seed: int = 0,
+    prime: tuple[np.ndarray, str] | None = None,
+    substitute: bool = False,
+    max_steps_per_char: int = 40,
+    return_alignment: bool = False,
+):
+    """Handwriting for each text in ``lines``, sampled together in one batch.
+
+    Sampling of a line stops by Graves' rule, when the window's weight beyond
+    the last character exceeds its weight on every character
+    (phi(t, U + 1) > phi(t, u) for all u <= U), or at ``max_steps_per_char``
+    points per character. ``prime`` = (raw offsets, their text) of a real line
+    fixes the style (sec. 5.5): the network reads it first, then writes on.
+    Returns raw offsets per line (and phi per line with ``return_alignment``).
+    """
+    if isinstance(lines, str):
+        lines = [lines]
+    if not lines:
+        raise ValueError("no text given: pass at least one line to write")
+    texts = list(lines)
+    if prime is not None:
+        prime_offsets, prime_text = prime
+        texts = [f"{prime_text} {t}" for t in texts]
+    ids, padded = _encode_lines(model, texts, substitute)
+    count = len(texts)
+    state = model.zero_state(count)
+    x = model.start_input(count)
+    if prime is not None:
+        # Teacher-force the prime line to carry its style in the state.
+        primed = np.concatenate([x, np.repeat(model.normalize(prime_offsets)[None], count, 0)], 1)
+        _, state = model((primed[:, :-1], padded), initial_state=state, return_state=True)
+        x = primed[:, -1:]
+    lengths = np.asarray([len(i) for i in ids])
+    max_steps = int(max_steps_per_char * lengths.max())
+    noise = sampling_noise(max_steps, count, seed)
+    step = make_write_step(model, float(bias))
+    x, ids_t = ops.convert_to_tensor(x), ops.convert_to_tensor(padded)
+    out = np.zeros((count, max_steps, 3), np.float32)
+    phis = np.zeros((count, max_steps, padded.shape[1]), np.float32)
+    ends = np.full(count, max_steps)
+    for t in range(max_steps):
+        x, state, phi = step(x, ids_t, state, ops.convert_to_tensor(noise[t]))
+        out[:, t] = ops.convert_to_numpy(x)[:, 0]
+        phi = ops.convert_to_numpy(phi)
+        phis[:, t] = phi
+        for b in np.flatnonzero(ends == max_steps):
+            u = lengths[b]
+            if t > 0 and phi[b, u] > phi[b, :u].max():  # the stopping rule
+                ends[b] = t + 1
+        if np.all(ends < max_steps):
+            break
+    offsets = [model.denormalize(out[b, : ends[b]]) for b in range(count)]
+    for off in offsets:
+        off[-1, 2] = 1.0  # lift the pen at the end
+    if return_alignment:
+        return offsets, [phis[b, : ends[b], : lengths[b]] for b in range(count)]
+    return offsets

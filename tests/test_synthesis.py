@@ -1,0 +1,135 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from conftest import REPO
+from zoo.data.alphabet import Alphabet, UnknownCharacters
+from zoo.layers.window import SoftWindow
+from zoo.models.synthesizer import HandwritingSynthesizer
+from zoo.presets import from_preset, load_styles, save_preset, save_styles
+from zoo.sampling.handwriting import write
+
+ALPHABET = Alphabet.from_texts(["Hello world, the quick brown fox jumps over the lazy dog. 0123456789 QXZ!?'\""])
+
+
+def tiny(**kw):
+    keras.utils.set_random_seed(0)  # the same untrained network in every test
+    m = HandwritingSynthesizer(ALPHABET, units=12, num_layers=2, num_mixtures=3, window_components=4, offset_mean=(4.0, 0.0), offset_std=(10.0, 10.0), **kw)
+    m.build()
+    return m
+
+
+def test_window_matches_equations_46_to_51():
+    rng = np.random.default_rng(0)
+    layer = SoftWindow(3)
+    layer.build((None, 5))
+    h = rng.normal(size=(2, 5)).astype("float32")
+    kappa_prev = np.abs(rng.normal(size=(2, 3))).astype("float32")
+    onehot = np.eye(4, dtype="float32")[rng.integers(0, 4, (2, 6))]
+    w, kappa, phi = (ops.convert_to_numpy(v) for v in layer(h, kappa_prev, onehot))
+    p = h @ ops.convert_to_numpy(layer.dense.kernel) + ops.convert_to_numpy(layer.dense.bias)  # eq. 48
+    alpha, beta, kappa_ref = np.exp(p[:, :3]), np.exp(p[:, 3:6]), kappa_prev + np.exp(p[:, 6:])  # eq. 49-51
+    u = np.arange(1, 7)
+    phi_ref = (alpha[:, :, None] * np.exp(-beta[:, :, None] * (kappa_ref[:, :, None] - u) ** 2)).sum(1)  # eq. 46
+    w_ref = np.einsum("bu,buc->bc", phi_ref, onehot)  # eq. 47
+    np.testing.assert_allclose(kappa, kappa_ref, rtol=1e-5)
+    np.testing.assert_allclose(phi, phi_ref, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-4, atol=1e-6)
+
+
+def test_kappa_never_decreases_and_padding_is_ignored():
+    m = tiny()
+    x = np.random.default_rng(1).normal(size=(2, 25, 3)).astype("float32")
+    ids = np.stack([np.pad(ALPHABET.encode("Hello"), (0, 3)), ALPHABET.encode("the quick")[:8]])
+    y, win = m((x, ids), return_window=True)
+    kappa = ops.convert_to_numpy(win["kappa"])
+    assert np.all(np.diff(kappa, axis=1) >= 0)
+    # More zero padding of the text changes nothing.
+    y_more = m((x, np.pad(ids, ((0, 0), (0, 5)))))
+    np.testing.assert_allclose(ops.convert_to_numpy(y_more), ops.convert_to_numpy(y), atol=1e-5)
+
+
+def test_carried_state_equals_one_pass():
+    m = tiny()
+    x = np.random.default_rng(2).normal(size=(1, 16, 3)).astype("float32")
+    ids = ALPHABET.encode("Hello world")[None]
+    whole = ops.convert_to_numpy(m((x, ids)))
+    a, state = m((x[:, :7], ids), return_state=True)
+    b = m((x[:, 7:], ids), initial_state=state)
+    np.testing.assert_allclose(np.concatenate([ops.convert_to_numpy(a), ops.convert_to_numpy(b)], 1), whole, atol=1e-5)
+
+
+def test_sampling_terminates_within_the_cap():
+    m = tiny()
+    lines = ["Hello", "the quick brown fox"]
+    offsets = write(m, lines, seed=0, max_steps_per_char=6)
+    assert len(offsets) == 2
+    for off, text in zip(offsets, lines):
+        assert 1 <= len(off) <= 6 * len(lines[1]) and off[-1, 2] == 1.0
+
+
+def test_high_bias_gives_near_identical_samples_for_two_seeds():
+    m = tiny()
+    bias = np.zeros(1 + 6 * 3, np.float32)
+    bias[0], bias[1] = 8.0, 1.0  # pen rarely lifts; one component preferred
+    m.head.dense.bias.assign(bias)
+    a0, b0 = (write(m, ["Hello"], bias=0.0, seed=s, max_steps_per_char=4)[0] for s in (1, 2))
+    a, b = (write(m, ["Hello"], bias=10.0, seed=s, max_steps_per_char=4)[0] for s in (1, 2))
+    n0, n = min(len(a0), len(b0)), min(len(a), len(b))
+    assert np.abs(a[:n, :2] - b[:n, :2]).mean() < 0.01 * np.abs(a0[:n0, :2] - b0[:n0, :2]).mean()
+
+
+def test_unknown_characters_and_empty_text():
+    m = tiny()
+    with pytest.raises(UnknownCharacters, match=r"cannot write 'é' '€'.*--substitute"):
+        write(m, ["café 5€"])
+    with pytest.raises(ValueError, match="empty"):
+        write(m, ["   "])
+    with pytest.raises(ValueError, match="no text"):
+        write(m, [])
+    assert ALPHABET.substitute("HELLo") == "Hello"  # case swapped where only the other case is known
+    assert set(ALPHABET.substitute("ÉTÉ ~~ hello")) <= set(ALPHABET.chars)
+
+
+def test_any_string_is_written_with_substitution():
+    m = tiny()
+    for text in ["日本語", "a\tb", "x" * 3, "¿Qué?"]:
+        offsets = write(m, [text], substitute=True, max_steps_per_char=2)
+        assert np.all(np.isfinite(offsets[0]))
+
+
+def test_alphabet_is_stored_with_the_model(tmp_path):
+    m = tiny()
+    save_preset(m, str(tmp_path / "p"), {})
+    again = from_preset(str(tmp_path / "p"))
+    assert again.alphabet.chars == ALPHABET.chars and again.alphabet.counts == ALPHABET.counts
+    assert {"Q", "X", "Z", "0", "9", "!", "?", "'", '"'} <= set(again.alphabet.chars)
+
+
+def test_zoo_write_end_to_end(tmp_path):
+    m = tiny()
+    preset = str(tmp_path / "tiny-writer")
+    save_preset(m, preset, {})
+    rng = np.random.default_rng(0)
+    save_styles(preset, {"a01-000u-01": (rng.normal(3, 5, (30, 3)).astype("float32"), "Hello there")})
+    assert list(load_styles(preset)) == ["a01-000u-01"]
+    env = {**os.environ, "PYTHONPATH": REPO}
+    out, align = str(tmp_path / "hello.svg"), str(tmp_path / "align.png")
+    text = "the quick brown fox jumps over the lazy dog " * 3  # longer than one line: wrapped
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo", "write", text, "--model", preset, "--style", "a01-000u-01", "--bias", "0.5", "--width", "40", "--out", out, "--alignment", align],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["lines"] == 4 and os.path.getsize(out) > 500 and os.path.getsize(align) > 5000
+    proc = subprocess.run([sys.executable, "-m", "zoo", "write", "naïve", "--model", preset, "--out", out], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "cannot write 'ï'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "zoo", "write", "", "--model", preset, "--out", out], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "empty" in proc.stderr
