@@ -70,8 +70,13 @@ def save_preset(model, folder: str, metadata: dict, card: str | None = None) -> 
     config = keras.saving.serialize_keras_object(model)
     config.pop("compile_config", None)
     write_text(CONFIG, json.dumps(config, indent=1))
+    # A compiled model's weights file also holds its optimiser's slots (4x the
+    # size under Graves' RMSProp); a fresh copy holds the weights alone.
+    bare = type(model).from_config(model.get_config())
+    bare.build()
+    bare.set_weights(model.get_weights())
     tmp = os.path.join(folder, "tmp.weights.h5")
-    model.save_weights(tmp)
+    bare.save_weights(tmp)
     os.replace(tmp, os.path.join(folder, WEIGHTS))
     write_text(METADATA, json.dumps(metadata, indent=1))
     if card is not None:
