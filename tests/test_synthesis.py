@@ -119,6 +119,9 @@ def test_zoo_write_end_to_end(tmp_path):
     rng = np.random.default_rng(0)
     save_styles(preset, {"a01-000u-01": (rng.normal(3, 5, (30, 3)).astype("float32"), "Hello there")})
     assert list(load_styles(preset)) == ["a01-000u-01"]
+    assert len(write(from_preset(preset), ["Hello"], style="a01-000u-01", max_steps_per_char=3)[0]) >= 1
+    with pytest.raises(ValueError, match="no style 'nope'.*a01-000u-01"):
+        write(from_preset(preset), ["Hello"], style="nope")
     env = {**os.environ, "PYTHONPATH": REPO}
     out, align = str(tmp_path / "hello.svg"), str(tmp_path / "align.png")
     text = "the quick brown fox jumps over the lazy dog " * 3  # longer than one line: wrapped

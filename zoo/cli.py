@@ -249,7 +249,7 @@ def page_lines(text: str, width: int) -> list[str]:
 
 def cmd_write(args) -> None:
     from zoo.data.alphabet import UnknownCharacters
-    from zoo.presets import from_preset, load_styles
+    from zoo.presets import from_preset
     from zoo.render import save_drawing
     from zoo.render.figures import plot_alignment
     from zoo.sampling.handwriting import write
@@ -266,12 +266,7 @@ def cmd_write(args) -> None:
     if not hasattr(model, "alphabet"):
         _fail(f"{args.model} is a prediction model; `write` needs a synthesis preset such as {DEFAULT_WRITER}")
     prime = None
-    if args.style:
-        styles = load_styles(args.model)
-        if args.style not in styles:
-            _fail(f"no style {args.style!r} in {args.model}; its styles are: {', '.join(styles) or 'none'}")
-        prime = styles[args.style]
-    elif args.prime_line:
+    if args.prime_line:
         from zoo.data.cache import load_handwriting
 
         if not args.data:
@@ -282,12 +277,15 @@ def cmd_write(args) -> None:
     batch = [ln for ln in lines for _ in range(args.count)]
     t0 = time.time()
     try:
-        offsets, phis = write(model, batch, bias=args.bias, seed=args.seed, prime=prime, substitute=args.substitute, return_alignment=True)
+        offsets, phis = write(
+            model, batch, bias=args.bias, seed=args.seed, prime=prime, style=args.style, substitute=args.substitute, return_alignment=True
+        )
     except UnknownCharacters as exc:
         _fail(str(exc))
     seconds = time.time() - t0
     save_drawing(offsets, args.out)
     if args.alignment:
+        prime = model.styles[args.style] if args.style else prime
         shown = f"{prime[1]} {batch[0]}" if prime else batch[0]
         plot_alignment(phis[0], shown, args.alignment, offsets[0])
     print(json.dumps({"out": args.out, "lines": len(batch), "points": int(sum(len(o) for o in offsets)), "seconds": round(seconds, 2)}))

@@ -54,6 +54,9 @@ def from_preset(name_or_path: str):
     if not model.built:
         model.build()
     model.load_weights(os.path.join(folder, WEIGHTS))
+    styles = load_styles(folder)
+    if styles:
+        model.styles = styles  # named primes for write(..., style=NAME)
     return model
 
 

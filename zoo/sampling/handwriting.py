@@ -100,6 +100,7 @@ def write(
     bias: float = 0.0,
     seed: int = 0,
     prime: tuple[np.ndarray, str] | None = None,
+    style: str | None = None,
     substitute: bool = False,
     max_steps_per_char: int = 40,
     return_alignment: bool = False,
@@ -110,7 +111,8 @@ def write(
     the last character exceeds its weight on every character
     (phi(t, U + 1) > phi(t, u) for all u <= U), or at ``max_steps_per_char``
     points per character. ``prime`` = (raw offsets, their text) of a real line
-    fixes the style (sec. 5.5): the network reads it first, then writes on.
+    fixes the style (sec. 5.5): the network reads it first, then writes on;
+    ``style`` names one of the primes stored with the preset (``model.styles``).
     Returns raw offsets per line (and phi per line with ``return_alignment``).
     """
     if isinstance(lines, str):
@@ -118,6 +120,11 @@ def write(
     if not lines:
         raise ValueError("no text given: pass at least one line to write")
     texts = list(lines)
+    if style is not None:
+        styles = getattr(model, "styles", {})
+        if style not in styles:
+            raise ValueError(f"no style {style!r}; this model's styles are: {', '.join(styles) or 'none'}")
+        prime = styles[style]
     if prime is not None:
         prime_offsets, prime_text = prime
         texts = [f"{prime_text} {t}" for t in texts]
