@@ -63,6 +63,7 @@ def test_killed_run_resumes_where_it_stopped(fixture_cache, tmp_path):
     assert json.loads(done.stdout)["epochs"] == target
     assert os.path.isfile(os.path.join(run, "preset", "model.weights.h5"))
     assert os.path.isfile(os.path.join(run, "loss.png"))
+    assert any(f.startswith("events.out.tfevents") for _, _, files in os.walk(os.path.join(run, "logs")) for f in files)
 
 
 class _Batches(keras.utils.PyDataset):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 
 import keras
@@ -137,7 +138,7 @@ def fit(
 
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"))
         except ImportError:
-            pass
+            print("TensorBoard logs are off: `pip install tensorboard` (and TensorFlow) to get them", file=sys.stderr)
     if state["epoch"] < epochs:
         train_stream = backend.fit_data(train_data, repeat=True)
         model.fit(
