@@ -1,0 +1,39 @@
+"""The presets in saved_models/ load, sample, and score what their metadata says."""
+
+import numpy as np
+import pytest
+
+from conftest import real_data_dir, requires_data
+from zoo.presets import from_preset, list_presets, load_metadata
+from zoo.sampling.handwriting import sample_unconditional
+
+
+def test_prediction_preset_is_shipped_with_its_figures():
+    assert "iam-prediction" in list_presets()
+    meta = load_metadata("iam-prediction")
+    for key in ("data", "train_splits", "validation_split", "evaluation", "train_seconds", "history", "normalization"):
+        assert key in meta
+    assert meta["validation_split"] == "testset_v" and meta["evaluation"]["lines"] == 1438
+    assert meta["evaluation"]["nll_nats_per_line"] < 0
+
+
+def test_prediction_preset_samples():
+    model = from_preset("iam-prediction")
+    meta = load_metadata("iam-prediction")
+    assert list(model.offset_mean) == pytest.approx(meta["normalization"]["offset_mean"])
+    strokes = sample_unconditional(model, steps=200, count=2, seed=0)
+    assert strokes.shape == (2, 200, 3) and np.all(np.isfinite(strokes))
+    # Real handwriting moves right on average and lifts the pen now and then.
+    assert strokes[..., 0].mean() > 0 and 0 < strokes[..., 2].mean() < 0.3
+
+
+@requires_data
+def test_prediction_preset_scores_its_metadata_on_testset_v():
+    from zoo.data.cache import load_handwriting
+    from zoo.evaluation import evaluate_handwriting
+
+    data = load_handwriting(real_data_dir(), progress=False)
+    model = from_preset("iam-prediction")
+    result = evaluate_handwriting(model, data.lines("testset_v")[:120])
+    expected = load_metadata("iam-prediction")["evaluation"]["nll_nats_per_point"]
+    assert result["nll_nats_per_point"] == pytest.approx(expected, abs=0.25)
