@@ -37,3 +37,17 @@ def test_prediction_preset_scores_its_metadata_on_testset_v():
     result = evaluate_handwriting(model, data.lines("testset_v")[:120])
     expected = load_metadata("iam-prediction")["evaluation"]["nll_nats_per_point"]
     assert result["nll_nats_per_point"] == pytest.approx(expected, abs=0.25)
+
+
+def test_synthesis_preset_is_shipped_and_writes():
+    from zoo.sampling.handwriting import write
+
+    assert "iam-synthesis" in list_presets()
+    model = from_preset("iam-synthesis")
+    chars = model.alphabet.chars
+    assert set("QXZ0123456789.,!?'\"-") <= set(chars) and set("abcxyzABC") <= set(chars)
+    assert len(model.styles) >= 3
+    meta = load_metadata("iam-synthesis")
+    assert meta["evaluation"]["lines"] == 1438 and meta["evaluation"]["nll_nats_per_line"] < 0
+    offsets = write(model, ["Hello world"], bias=1.0, style=next(iter(model.styles)))
+    assert len(offsets) == 1 and np.all(np.isfinite(offsets[0]))
