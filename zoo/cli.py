@@ -94,13 +94,12 @@ research) applies to models trained on it.
 
 def cmd_train(args) -> None:
     import keras
-    import numpy as np
 
     from zoo import backend, presets
-    from zoo.data.cache import TRAIN_SPLITS, VALIDATION_SPLIT, load_handwriting
-    from zoo.data.pipeline import LineBatches, TextLineBatches
-    from zoo.evaluation import evaluate_handwriting
     from zoo.data.alphabet import Alphabet
+    from zoo.data.cache import TRAIN_SPLITS, load_handwriting
+    from zoo.data.pipeline import batches_for
+    from zoo.evaluation import evaluate_handwriting
     from zoo.models import HandwritingPredictor, HandwritingSynthesizer
     from zoo.render.figures import plot_loss_curve
     from zoo.training import trainer
@@ -129,15 +128,10 @@ def cmd_train(args) -> None:
     # Compiled code (XLA, or any JAX function) is compiled again for every new
     # batch shape, so there lengths are padded to coarser steps.
     pad_to = args.pad_to or (128 if (jit or backend.name() == "jax") else 32)
-    batches = dict(batch_size=args.batch_size, pad_to=pad_to)
-    train_norm, val_norm = [model.normalize(ln) for ln in train_raw], [model.normalize(ln) for ln in val_raw]
-    if args.model == "synthesis":
-        encode = lambda texts: [model.alphabet.encode(t, substitute=True) for t in texts]  # noqa: E731
-        train_data = TextLineBatches(train_norm, encode(train_texts), shuffle=True, seed=args.seed, steps_per_epoch=args.steps_per_epoch, **batches)
-        val_data = TextLineBatches(val_norm, encode(val_texts), shuffle=False, **batches)
-    else:
-        train_data = LineBatches(train_norm, shuffle=True, seed=args.seed, steps_per_epoch=args.steps_per_epoch, **batches)
-        val_data = LineBatches(val_norm, shuffle=False, **batches)
+    train_data = batches_for(
+        model, train_raw, train_texts, batch_size=args.batch_size, pad_to=pad_to, shuffle=True, seed=args.seed, steps_per_epoch=args.steps_per_epoch
+    )
+    val_data = batches_for(model, val_raw, val_texts, batch_size=args.batch_size, pad_to=pad_to, shuffle=False)
     print(
         f"{len(train_raw)} training lines, {len(val_raw)} {args.validation_split} lines; "
         f"padding {100 * train_data.padding_fraction():.1f}%; {model.count_params():,} weights; "
@@ -277,7 +271,7 @@ def cmd_write(args) -> None:
     batch = [ln for ln in lines for _ in range(args.count)]
     t0 = time.time()
     try:
-        offsets, phis = write(
+        offsets, alignments = write(
             model, batch, bias=args.bias, seed=args.seed, prime=prime, style=args.style, substitute=args.substitute, return_alignment=True
         )
     except UnknownCharacters as exc:
@@ -285,9 +279,7 @@ def cmd_write(args) -> None:
     seconds = time.time() - t0
     save_drawing(offsets, args.out)
     if args.alignment:
-        prime = model.styles[args.style] if args.style else prime
-        shown = f"{prime[1]} {batch[0]}" if prime else batch[0]
-        plot_alignment(phis[0], shown, args.alignment, offsets[0])
+        plot_alignment(*alignments[0], args.alignment, offsets[0])
     print(json.dumps({"out": args.out, "lines": len(batch), "points": int(sum(len(o) for o in offsets)), "seconds": round(seconds, 2)}))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from keras import ops
 
 from zoo import backend
-from zoo.data.pipeline import LineBatches, TextLineBatches
+from zoo.data.pipeline import batches_for
 from zoo.layers import mixture
 
 
@@ -17,14 +17,7 @@ def evaluate_handwriting(model, lines, texts=None, batch_size: int = 32, progres
     applied. A synthesis model also needs the lines' ``texts``. The squared
     error is in normalised units, as in the paper.
     """
-    normalized = [model.normalize(ln) for ln in lines]
-    if hasattr(model, "alphabet"):
-        if texts is None:
-            raise ValueError("a synthesis model is evaluated on lines with their texts")
-        ids = [model.alphabet.encode(t, substitute=True) for t in texts]
-        data = TextLineBatches(normalized, ids, batch_size=batch_size, shuffle=False)
-    else:
-        data = LineBatches(normalized, batch_size=batch_size, shuffle=False)
+    data = batches_for(model, lines, texts, batch_size=batch_size, shuffle=False)
     m = model.num_mixtures
 
     def batch_stats(x, y):

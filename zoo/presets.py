@@ -49,7 +49,6 @@ def from_preset(name_or_path: str):
     folder = preset_path(name_or_path)
     with open(os.path.join(folder, CONFIG)) as f:
         config = json.load(f)
-    config.pop("compile_config", None)  # a preset is for inference; training resumes from checkpoints
     model = keras.saving.deserialize_keras_object(config)
     if not model.built:
         model.build()
@@ -71,7 +70,7 @@ def save_preset(model, folder: str, metadata: dict, card: str | None = None) -> 
         os.replace(tmp, os.path.join(folder, name))
 
     config = keras.saving.serialize_keras_object(model)
-    config.pop("compile_config", None)
+    config.pop("compile_config", None)  # a preset is for inference; training resumes from checkpoints
     write_text(CONFIG, json.dumps(config, indent=1))
     # A compiled model's weights file also holds its optimiser's slots (4x the
     # size under Graves' RMSProp); a fresh copy holds the weights alone.

@@ -119,3 +119,13 @@ class TextLineBatches(LineBatches):
         for b, k in enumerate(idx):
             ids[b, : len(self.text_ids[k])] = self.text_ids[k]
         return (x, ids), y
+
+
+def batches_for(model, raw_lines, texts=None, **kwargs) -> LineBatches:
+    """Batches a model reads: its own normalisation, and the texts when it writes text."""
+    lines = [model.normalize(ln) for ln in raw_lines]
+    if not hasattr(model, "alphabet"):
+        return LineBatches(lines, **kwargs)
+    if texts is None:
+        raise ValueError("a synthesis model needs the lines' texts")
+    return TextLineBatches(lines, [model.alphabet.encode(t, substitute=True) for t in texts], **kwargs)

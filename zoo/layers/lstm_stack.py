@@ -50,14 +50,15 @@ class PeepholeLSTM(keras.layers.Layer):
         """W_x. x_t + b for every step at once: (B, T, D) -> (B, T, 4H)."""
         return ops.matmul(inputs, self.kernel) + self.bias
 
-    def step(self, projected, h, c, weights=None):
-        """One time step from the projected input (B, 4H) and state (h, c).
+    def loop_weights(self):
+        """(recurrent kernel, peepholes) as tensors, read once outside a time loop
+        so the loop does not re-read (and, for its gradient, accumulate) the variables."""
+        return ops.convert_to_tensor(self.recurrent_kernel), ops.convert_to_tensor(self.peephole)
 
-        ``weights`` = (recurrent kernel, peepholes) read once outside a time
-        loop, so the loop does not re-read (and accumulate) the variables.
-        """
+    def step(self, projected, h, c, weights):
+        """One time step from the projected input (B, 4H), state (h, c) and `loop_weights()`."""
         n = self.units
-        u, peephole = weights if weights is not None else (self.recurrent_kernel, self.peephole)
+        u, peephole = weights
         z = projected + ops.matmul(h, u)
         zi, zf, zc, zo = z[:, :n], z[:, n : 2 * n], z[:, 2 * n : 3 * n], z[:, 3 * n :]
         w_ci, w_cf, w_co = peephole[0], peephole[1], peephole[2]
@@ -75,7 +76,7 @@ class PeepholeLSTM(keras.layers.Layer):
             zeros = ops.zeros((batch, self.units), dtype=inputs.dtype)
             initial_state = (zeros, zeros)
         projected = ops.transpose(self.input_projection(inputs), (1, 0, 2))  # time major
-        weights = (ops.convert_to_tensor(self.recurrent_kernel), ops.convert_to_tensor(self.peephole))
+        weights = self.loop_weights()
 
         def body(state, x_t):
             h, c = self.step(x_t, *state, weights=weights)

@@ -79,9 +79,9 @@ class HandwritingSynthesizer(StrokeModel):
         c = self.num_chars
         # Input part of layer 1 for every step at once; w_{t-1} joins inside the loop.
         projected = ops.matmul(strokes, first.kernel[:3]) + first.bias
-        weights = (ops.convert_to_tensor(first.recurrent_kernel), ops.convert_to_tensor(first.peephole))
+        weights = first.loop_weights()
         kernel_w = ops.convert_to_tensor(first.kernel[3:])
-        # Weights are read once here, not at every step (see PeepholeLSTM.step).
+        # Weights are read once here, not at every step (see PeepholeLSTM.loop_weights).
         window_kernel = ops.convert_to_tensor(self.window.dense.kernel)
         window_bias = ops.convert_to_tensor(self.window.dense.bias)
 

@@ -113,7 +113,8 @@ def write(
     points per character. ``prime`` = (raw offsets, their text) of a real line
     fixes the style (sec. 5.5): the network reads it first, then writes on;
     ``style`` names one of the primes stored with the preset (``model.styles``).
-    Returns raw offsets per line (and phi per line with ``return_alignment``).
+    Returns raw offsets per line; with ``return_alignment`` also, per line,
+    (phi (steps, characters), the text phi runs over, prime text included).
     """
     if isinstance(lines, str):
         lines = [lines]
@@ -143,22 +144,24 @@ def write(
     step = make_write_step(model, float(bias))
     x, ids_t = ops.convert_to_tensor(x), ops.convert_to_tensor(padded)
     out = np.zeros((count, max_steps, 3), np.float32)
-    phis = np.zeros((count, max_steps, padded.shape[1]), np.float32)
+    phis = np.zeros((count, max_steps, padded.shape[1]), np.float32) if return_alignment else None
     ends = np.full(count, max_steps)
+    rows = np.arange(count)
+    on_text = np.arange(padded.shape[1])[None, :] < lengths[:, None]  # u <= U of each line
     for t in range(max_steps):
         x, state, phi = step(x, ids_t, state, ops.convert_to_tensor(noise[t]))
         out[:, t] = ops.convert_to_numpy(x)[:, 0]
         phi = ops.convert_to_numpy(phi)
-        phis[:, t] = phi
-        for b in np.flatnonzero(ends == max_steps):
-            u = lengths[b]
-            if t > 0 and phi[b, u] > phi[b, :u].max():  # the stopping rule
-                ends[b] = t + 1
+        if phis is not None:
+            phis[:, t] = phi
+        # The stopping rule: phi(t, U + 1) > phi(t, u) for all u <= U.
+        done = (phi[rows, lengths] > np.where(on_text, phi, -np.inf).max(axis=1)) & (ends == max_steps) & (t > 0)
+        ends[done] = t + 1
         if np.all(ends < max_steps):
             break
     offsets = [model.denormalize(out[b, : ends[b]]) for b in range(count)]
     for off in offsets:
         off[-1, 2] = 1.0  # lift the pen at the end
     if return_alignment:
-        return offsets, [phis[b, : ends[b], : lengths[b]] for b in range(count)]
+        return offsets, [(phis[b, : ends[b], : lengths[b]], texts[b]) for b in range(count)]
     return offsets
