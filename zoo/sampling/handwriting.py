@@ -139,7 +139,9 @@ def write(
         _, state = model((primed[:, :-1], padded), initial_state=state, return_state=True)
         x = primed[:, -1:]
     lengths = np.asarray([len(i) for i in ids])
-    max_steps = int(max_steps_per_char * lengths.max())
+    # The cap counts the characters to write, not those of the prime already written.
+    primed_chars = len(prime[1]) + 1 if prime is not None else 0
+    max_steps = int(max_steps_per_char * (lengths.max() - primed_chars))
     noise = sampling_noise(max_steps, count, seed)
     step = make_write_step(model, float(bias))
     x, ids_t = ops.convert_to_tensor(x), ops.convert_to_tensor(padded)
