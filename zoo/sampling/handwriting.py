@@ -136,7 +136,9 @@ def write(
     if prime is not None:
         # Teacher-force the prime line to carry its style in the state.
         primed = np.concatenate([x, np.repeat(model.normalize(prime_offsets)[None], count, 0)], 1)
-        _, state = model((primed[:, :-1], padded), initial_state=state, return_state=True)
+        # Compiled: run eagerly, the time loop over the prime costs seconds.
+        read = backend.compile_function(lambda x, ids, s: model((x, ids), initial_state=s, return_state=True)[1], jit_compile=False)
+        state = read(ops.convert_to_tensor(primed[:, :-1]), ops.convert_to_tensor(padded), state)
         x = primed[:, -1:]
     lengths = np.asarray([len(i) for i in ids])
     # The cap counts the characters to write, not those of the prime already written.
