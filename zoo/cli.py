@@ -93,6 +93,12 @@ research) applies to models trained on it.
 
 
 def cmd_train(args) -> None:
+    from zoo.configs import TEXT_MODELS
+
+    if args.model in TEXT_MODELS:
+        return cmd_train_text(args)
+    if not args.data:
+        _fail("--data is required to train a handwriting model: an IAM-OnDB folder or a cache made by `prepare`")
     import keras
 
     from zoo import backend, presets
@@ -116,13 +122,13 @@ def cmd_train(args) -> None:
     model = trainer.resume(args.out, jit_compile=jit)
     if model is None:
         mean, std = data.normalization("train")
-        common = dict(units=args.units, num_layers=args.layers, num_mixtures=args.mixtures, offset_mean=mean, offset_std=std)
+        common = dict(units=args.units or 400, num_layers=args.layers or 3, num_mixtures=args.mixtures, offset_mean=mean, offset_std=std)
         if args.model == "synthesis":
             model = HandwritingSynthesizer(Alphabet.from_texts(train_texts), window_components=args.window_components, **common)
         else:
             model = HandwritingPredictor(**common)
         model.build()
-        model.compile(optimizer=GravesRMSprop(learning_rate=args.learning_rate), jit_compile=jit)
+        model.compile(optimizer=GravesRMSprop(learning_rate=args.learning_rate or 1e-4), jit_compile=jit)
     else:
         print(f"resuming from {os.path.join(args.out, trainer.CHECKPOINT)}", file=sys.stderr)
     # Compiled code (XLA, or any JAX function) is compiled again for every new
@@ -165,7 +171,7 @@ def cmd_train(args) -> None:
         "best_epoch": state.get("best_epoch"),
         "steps_per_epoch": train_data.steps_per_epoch,
         "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate,
+        "learning_rate": args.learning_rate or 1e-4,
         "train_seconds": round(state.get("train_seconds", 0.0), 1),
         "stop_reason": state.get("stop_reason"),
         "hardware": args.hardware or f"{backend.name()} backend, {'GPU' if backend.has_gpu() else f'{os.cpu_count()}-core CPU'}",
@@ -192,6 +198,132 @@ def cmd_train(args) -> None:
     print(json.dumps({"preset": preset_dir, **evaluation, "epochs": state["epoch"], "train_seconds": meta["train_seconds"]}, indent=1))
 
 
+def cmd_train_text(args) -> None:
+    """A text model (Graves sec. 3) on a file, by truncated BPTT with the state carried."""
+    import keras
+
+    from zoo import backend, presets
+    from zoo.configs import TEXT_MODELS
+    from zoo.data.pipeline import TextStreams
+    from zoo.data.text import TextDataError, Vocabulary, read_corpus
+    from zoo.evaluation import evaluate_text
+    from zoo.models.language import LanguageModel
+    from zoo.render.figures import plot_loss_curve
+    from zoo.training import trainer
+    from zoo.training.tbptt import CarriedState
+
+    if not args.train_file:
+        _fail(f"--train-file FILE is required to train {args.model} (PTB, enwik8 and text8 come from `python -m zoo download NAME`)")
+    config = TEXT_MODELS[args.model]
+    level = args.level or config["level"]
+    keras.utils.set_random_seed(args.seed)
+    jit = backend.default_jit_compile() if args.xla is None else args.xla
+    try:
+        corpus = read_corpus(args.train_file, level)
+        if args.valid_file:
+            train_corpus, valid_corpus = corpus, read_corpus(args.valid_file, level)
+        else:
+            cut = int(len(corpus) * 0.95)
+            train_corpus, valid_corpus = corpus[:cut], corpus[cut:]
+    except TextDataError as exc:
+        _fail(str(exc))
+    optimizer_name = args.optimizer
+    lr = args.learning_rate or (0.01 if optimizer_name == "sgd" else 2e-3)
+    wrapper = trainer.resume(args.out, jit_compile=jit)
+    if wrapper is None:
+        vocab = Vocabulary.build(train_corpus, level, max_size=args.vocab_size or config.get("max_vocab"))
+        network = LanguageModel(
+            vocab,
+            units=args.units or config["units"],
+            num_layers=args.layers or config["num_layers"],
+            weight_noise=args.weight_noise,
+            adaptive_noise=args.adaptive_weight_noise,
+            train_symbols=len(train_corpus),
+        )
+        wrapper = CarriedState(network, args.batch_size)
+        wrapper.build()
+        # sec. 3: SGD with momentum; Adam as the faster option on small budgets.
+        optimizer = keras.optimizers.SGD(lr, momentum=args.momentum) if optimizer_name == "sgd" else keras.optimizers.Adam(lr)
+        wrapper.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
+    else:
+        print(f"resuming from {os.path.join(args.out, trainer.CHECKPOINT)}", file=sys.stderr)
+    network = wrapper.network
+    train_ids, valid_ids = network.vocabulary.encode(train_corpus), network.vocabulary.encode(valid_corpus)
+    try:
+        train_data = TextStreams(train_ids, wrapper.batch_size, args.seq_length, args.reset_every, args.steps_per_epoch)
+        val_batch = max(1, min(wrapper.batch_size, (len(valid_ids) - 1) // args.seq_length))
+        val_data = TextStreams(valid_ids, val_batch, args.seq_length)
+    except ValueError as exc:
+        _fail(str(exc))
+    print(
+        f"{len(train_ids):,} training and {len(valid_ids):,} validation symbols ({level}, {len(network.vocabulary)} in the vocabulary); "
+        f"{network.count_params():,} weights; {train_data.batches_per_pass} batches of {wrapper.batch_size}x{args.seq_length} per pass; "
+        f"backend {backend.name()}, XLA {'on' if jit else 'off'}",
+        file=sys.stderr,
+    )
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            state = trainer.fit(
+                wrapper, train_data, val_data, args.out, epochs=args.epochs, patience=args.patience, time_budget=args.time_budget
+            )
+    except trainer.TrainingDiverged as exc:
+        _fail(str(exc))
+    best = os.path.join(args.out, trainer.BEST_WEIGHTS)
+    if os.path.isfile(best):
+        wrapper.load_weights(best)
+    plot_loss_curve(state["history"], os.path.join(args.out, "loss.png"), reference=None, unit="nats per symbol")
+    evaluation = evaluate_text(network, valid_ids, seq_length=args.seq_length)
+    meta = {
+        "model": "LanguageModel",
+        "config": args.model,
+        "train_file": os.path.basename(args.train_file),
+        "valid_file": os.path.basename(args.valid_file) if args.valid_file else "last 5% of the train file",
+        "train_symbols": int(len(train_ids)),
+        "evaluation": evaluation,
+        "epochs": state["epoch"],
+        "best_epoch": state.get("best_epoch"),
+        "steps_per_epoch": train_data.steps_per_epoch,
+        "batch_size": wrapper.batch_size,
+        "seq_length": args.seq_length,
+        "reset_every": args.reset_every,
+        "optimizer": optimizer_name,
+        "learning_rate": lr,
+        "train_seconds": round(state.get("train_seconds", 0.0), 1),
+        "stop_reason": state.get("stop_reason"),
+        "hardware": args.hardware or f"{backend.name()} backend, {'GPU' if backend.has_gpu() else f'{os.cpu_count()}-core CPU'}",
+        "backend": backend.name(),
+        "xla": bool(jit),
+        "history": state["history"],
+        "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+    preset_dir = args.preset_out or os.path.join(args.out, "preset")
+    name = os.path.basename(os.path.normpath(preset_dir))
+    presets.save_preset(network, preset_dir, meta, _text_model_card(name, network.get_config(), meta))
+    print(json.dumps({"preset": preset_dir, **evaluation, "epochs": state["epoch"], "train_seconds": meta["train_seconds"]}, indent=1))
+
+
+def _text_model_card(name: str, config: dict, meta: dict) -> str:
+    ev = meta["evaluation"]
+    score = ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if k.startswith(("bpc", "bits", "perplexity")))
+    return f"""# {name}
+
+Text prediction network of Graves (2013, sec. 3): {config['num_layers']} skip-connected LSTM
+layer(s) of {config['units']} cells over {config['vocabulary']['level']} symbols ({len(config['vocabulary']['symbols']) + 1 if config['vocabulary']['level'] != 'byte' else 257}
+in the vocabulary, id 0 the unknown symbol) and a softmax over the next symbol.
+
+| | |
+|---|---|
+| config | {meta['config']} |
+| trained on | {meta['train_file']} ({meta['train_symbols']:,} symbols); validation: {meta['valid_file']} |
+| validation | {score} ({ev['symbols']:,} symbols, state carried, static) |
+| training | {meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}x{meta['seq_length']}, state reset every {meta['reset_every']} sequences; {meta['optimizer']} lr {meta['learning_rate']:g}; {meta['train_seconds'] / 60:.1f} min on {meta['hardware']} |
+| regularisation | weight noise {config['weight_noise']:g}, adaptive noise {config['adaptive_noise']}; LSTM derivatives clipped to [-{config['lstm_clip']:g}, {config['lstm_clip']:g}] |
+
+Use: `python -m zoo sample --model {name} --prime "The " --length 300` or
+`python -m zoo evaluate --model {name} --text-file FILE [--dynamic]`.
+"""
+
+
 # ---------------------------------------------------------------- evaluate
 
 
@@ -201,6 +333,10 @@ def cmd_evaluate(args) -> None:
     from zoo.presets import from_preset
 
     model = from_preset(args.model)
+    if hasattr(model, "vocabulary"):
+        return _evaluate_text(model, args)
+    if args.text_file or not args.data:
+        _fail(f"{args.model} is a handwriting model: evaluate it with --data (IAM-OnDB folder or cache), not --text-file")
     data = load_handwriting(args.data)
     try:
         lines = data.lines(args.split)
@@ -213,6 +349,27 @@ def cmd_evaluate(args) -> None:
     print(json.dumps({"model": args.model, "split": args.split, **result}, indent=1))
 
 
+def _evaluate_text(model, args) -> None:
+    from zoo.data.text import TextDataError, read_corpus
+    from zoo.evaluation import evaluate_text
+
+    if not args.text_file:
+        _fail(f"{args.model} is a text model: give the text to score with --text-file FILE")
+    try:
+        ids = model.vocabulary.encode(read_corpus(args.text_file, model.vocabulary.level))
+    except TextDataError as exc:
+        _fail(str(exc))
+    result = {"model": args.model, "text_file": args.text_file}
+    t0 = time.time()
+    result.update(evaluate_text(model, ids, seq_length=args.seq_length, progress=not args.quiet))
+    result["seconds_static"] = round(time.time() - t0, 1)
+    if args.dynamic:
+        t0 = time.time()
+        result.update(evaluate_text(model, ids, seq_length=args.seq_length, dynamic=True, learning_rate=args.dynamic_lr, progress=not args.quiet))
+        result["seconds_dynamic"] = round(time.time() - t0, 1)
+    print(json.dumps(result, indent=1))
+
+
 # ---------------------------------------------------------------- sample / density
 
 
@@ -222,11 +379,35 @@ def cmd_sample(args) -> None:
     from zoo.sampling.handwriting import sample_unconditional
 
     model = from_preset(args.model)
+    if hasattr(model, "vocabulary"):
+        return _sample_text(model, args)
+    if not args.out:
+        _fail("--out FILE.svg or FILE.png is required for handwriting samples")
     t0 = time.time()
     offsets = sample_unconditional(model, steps=args.steps, count=args.count, bias=args.bias, seed=args.seed)
     seconds = time.time() - t0
     save_drawing(offsets, args.out)
     print(json.dumps({"out": args.out, "count": args.count, "steps": args.steps, "seconds": round(seconds, 2)}))
+
+
+def _sample_text(model, args) -> None:
+    """Stream a text sample to stdout (and to --out if given) as it is drawn."""
+    from zoo.sampling.text import sample_text
+
+    out = open(args.out, "w", encoding="utf-8") if args.out else None
+    try:
+        sys.stdout.write(args.prime)
+        for piece in sample_text(model, prime=args.prime, length=args.length, temperature=args.temperature, seed=args.seed):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+            if out:
+                out.write(piece)
+    except ValueError as exc:
+        _fail(str(exc))
+    finally:
+        if out:
+            out.close()
+    sys.stdout.write("\n")
 
 
 def page_lines(text: str, width: int) -> list[str]:
@@ -313,13 +494,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_prepare)
 
-    s = sub.add_parser("train", help="train a prediction or synthesis network (resumes if --out has a checkpoint)")
-    s.add_argument("model", nargs="?", default="prediction", choices=["prediction", "synthesis"], help="what to train (default: %(default)s)")
-    s.add_argument("--data", required=True, help="IAM-OnDB folder or a cache made by `prepare`")
+    from zoo.configs import TEXT_MODELS
+
+    text_models = "; ".join(f"{k}: {v['help']}" for k, v in TEXT_MODELS.items())
+    s = sub.add_parser(
+        "train",
+        help="train a handwriting or text network (resumes if --out has a checkpoint)",
+        description=f"Handwriting: prediction, synthesis (need --data). Text (need --train-file): {text_models}.",
+    )
+    s.add_argument(
+        "model", nargs="?", default="prediction", choices=["prediction", "synthesis", *TEXT_MODELS], help="what to train (default: %(default)s)"
+    )
+    s.add_argument("--data", help="handwriting: IAM-OnDB folder or a cache made by `prepare`")
     s.add_argument("--out", required=True, help="run folder: checkpoints, logs, loss.png and preset/")
     s.add_argument("--preset-out", help="write the finished preset here (default: OUT/preset)")
-    s.add_argument("--units", type=int, default=400, help="LSTM cells per layer (default: %(default)s)")
-    s.add_argument("--layers", type=int, default=3, help="stacked LSTM layers (default: %(default)s)")
+    s.add_argument("--units", type=int, help="LSTM cells per layer (default: 400 for handwriting, the named config's for text)")
+    s.add_argument("--layers", type=int, help="stacked LSTM layers (default: 3 for handwriting, the named config's for text)")
     s.add_argument("--mixtures", type=int, default=20, help="mixture components M (default: %(default)s)")
     s.add_argument("--window-components", type=int, default=10, help="synthesis: Gaussians K of the soft window (default: %(default)s)")
     s.add_argument("--styles", type=int, default=6, help="synthesis: real lines stored with the preset as named styles")
@@ -327,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=1000, help="upper bound; early stopping ends the run first")
     s.add_argument("--steps-per-epoch", type=int, help="batches per epoch, i.e. between checkpoints (default: one pass)")
     s.add_argument("--patience", type=int, default=10, help="epochs without improvement on the validation split before stopping")
-    s.add_argument("--learning-rate", type=float, default=1e-4)
+    s.add_argument("--learning-rate", type=float, help="default: 1e-4 (handwriting, Graves RMSProp); text: 0.01 (SGD), 2e-3 (Adam)")
     s.add_argument("--time-budget", type=float, help="stop after this many seconds of training (checked every epoch)")
     s.add_argument("--validation-split", default="testset_v")
     s.add_argument("--max-train-lines", type=int, help="use only the first N training lines (quick runs)")
@@ -338,23 +528,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pad-to", type=int, help="pad batch lengths to a multiple of this (default: 32, or 128 under XLA/JAX)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--hardware", help="describe the machine in the preset's metadata")
+    t = s.add_argument_group("text models")
+    t.add_argument("--train-file", help="text to train on (any UTF-8 file, PTB's files, or enwik8/text8)")
+    t.add_argument("--valid-file", help="text for early stopping (default: the last 5%% of --train-file, held out)")
+    t.add_argument("--level", choices=["char", "byte", "word"], help="symbols (default: the named config's)")
+    t.add_argument("--vocab-size", type=int, help="word level: keep the most frequent words (default: the config's, or all)")
+    t.add_argument("--seq-length", type=int, default=100, help="truncated BPTT length; the state is carried across (default: %(default)s)")
+    t.add_argument("--reset-every", type=int, default=100, help="zero the carried state every N sequences (default: %(default)s)")
+    t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="sgd is the paper's, with --momentum (default: %(default)s)")
+    t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: %(default)s)")
+    noise = t.add_mutually_exclusive_group()
+    noise.add_argument("--weight-noise", type=float, default=0.0, help="Gaussian weight noise sigma per batch of sequences (paper: 0.075)")
+    noise.add_argument("--adaptive-weight-noise", action="store_true", help="learned per-weight noise with a description-length loss (Graves 2011)")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("evaluate", help="log-loss of a model on an official split, as JSON")
+    s = sub.add_parser("evaluate", help="log-loss of a model on an official split or a text file, as JSON")
     s.add_argument("--model", default=DEFAULT_MODEL, help="preset name or folder (default: %(default)s)")
-    s.add_argument("--data", required=True, help="IAM-OnDB folder or a cache made by `prepare`")
+    s.add_argument("--data", help="handwriting: IAM-OnDB folder or a cache made by `prepare`")
+    s.add_argument("--text-file", help="text models: the text to score (bpc_static, perplexity for words)")
+    s.add_argument("--dynamic", action="store_true", help="text models: also bpc_dynamic, the weights adapting as the text is read (sec. 3.2)")
+    s.add_argument("--dynamic-lr", type=float, default=0.03, help="SGD step size of dynamic evaluation (default: %(default)s)")
+    s.add_argument("--seq-length", type=int, default=100, help="text models: segment length; the state is carried across (default: %(default)s)")
     s.add_argument("--split", default="testset_v", help="trainset, testset_v, testset_t, testset_f, train or all")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("sample", help="draw unconditional handwriting samples to SVG or PNG")
+    s = sub.add_parser("sample", help="draw handwriting samples to SVG/PNG, or stream text from a text model")
     s.add_argument("--model", default=DEFAULT_MODEL, help="preset name or folder (default: %(default)s)")
+    s.add_argument("--prime", default="", help="text models: text to continue")
+    s.add_argument("--length", type=int, default=500, help="text models: symbols to draw (default: %(default)s)")
+    s.add_argument("--temperature", type=float, default=1.0, help="text models: softmax temperature, < 1 for safer text (default: %(default)s)")
     s.add_argument("--steps", type=int, default=700, help="pen points per sample (default: %(default)s)")
     s.add_argument("--count", type=int, default=4, help="samples, drawn together in one batch")
     s.add_argument("--bias", type=float, default=0.0, help="sampling bias b of eq. 61-62 (0: unbiased)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", required=True, help="FILE.svg or FILE.png")
+    s.add_argument("--out", help="FILE.svg or FILE.png (handwriting); text models also copy the sample here")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("write", help="write text by hand with a synthesis model, to SVG or PNG")

@@ -129,3 +129,50 @@ def batches_for(model, raw_lines, texts=None, **kwargs) -> LineBatches:
     if texts is None:
         raise ValueError("a synthesis model needs the lines' texts")
     return TextLineBatches(lines, [model.alphabet.encode(t, substitute=True) for t in texts], **kwargs)
+
+
+class TextStreams(keras.utils.PyDataset):
+    """Truncated backprop through time over one long symbol sequence (Graves sec. 3.2).
+
+    The corpus is cut into ``batch_size`` contiguous streams; batch i holds the
+    i-th ``seq_length`` symbols of every stream, so a state carried from batch
+    i to i+1 continues the same text. ``reset`` (B, 1) is 1 where the carried
+    state must be zeroed: at the start of the corpus and every ``reset_every``
+    sequences. Sequences are never shuffled. An epoch is ``steps_per_epoch``
+    batches (default: one pass); later epochs continue through the corpus, so a
+    resumed run sees the same stream.
+    """
+
+    def __init__(self, ids, batch_size=32, seq_length=100, reset_every=None, steps_per_epoch=None, **kwargs):
+        super().__init__(**kwargs)
+        ids = np.asarray(ids, np.int32)
+        per_stream = (len(ids) - 1) // batch_size
+        self.batches_per_pass = per_stream // seq_length
+        if self.batches_per_pass < 1:
+            raise ValueError(
+                f"{len(ids)} symbols are too few for {batch_size} streams of {seq_length}-symbol sequences; "
+                "use a smaller --batch-size or --seq-length"
+            )
+        starts = np.arange(batch_size)[:, None] * per_stream
+        self.inputs = ids[starts + np.arange(per_stream)[None, :]]
+        self.targets = ids[starts + 1 + np.arange(per_stream)[None, :]]
+        self.batch_size, self.seq_length = batch_size, seq_length
+        self.reset_every = reset_every
+        self.steps_per_epoch = steps_per_epoch or self.batches_per_pass
+        self.epoch = 0
+
+    def __len__(self):
+        return self.steps_per_epoch
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def position(self, i: int) -> int:
+        return (self.epoch * self.steps_per_epoch + i) % self.batches_per_pass
+
+    def __getitem__(self, i):
+        p = self.position(i)
+        t = slice(p * self.seq_length, (p + 1) * self.seq_length)
+        reset = p == 0 or bool(self.reset_every and p % self.reset_every == 0)
+        flags = np.full((self.batch_size, 1), float(reset), np.float32)
+        return (self.inputs[:, t], flags), self.targets[:, t]

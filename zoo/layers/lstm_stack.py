@@ -57,9 +57,16 @@ class PeepholeLSTM(keras.layers.Layer):
 
     def step(self, projected, h, c, weights):
         """One time step from the projected input (B, 4H), state (h, c) and `loop_weights()`."""
-        n = self.units
         u, peephole = weights
-        z = projected + ops.matmul(h, u)
+        return self.gates(projected + ops.matmul(h, u), c, peephole)
+
+    def gates(self, z, c, peephole):
+        """eq. 7-11 from the summed gate inputs z = W_x. x_t + W_h. h_{t-1} + b (B, 4H) and c_{t-1}.
+
+        Split from `step` so that a caller may compute z with one fused matmul
+        over [x_t, h_{t-1}] (the exported sampling loops do).
+        """
+        n = self.units
         zi, zf, zc, zo = z[:, :n], z[:, n : 2 * n], z[:, 2 * n : 3 * n], z[:, 3 * n :]
         w_ci, w_cf, w_co = peephole[0], peephole[1], peephole[2]
         ifc = clip_gradient(ops.concatenate([zi + w_ci * c, zf + w_cf * c, zc], axis=-1), self.clip)
@@ -71,18 +78,23 @@ class PeepholeLSTM(keras.layers.Layer):
 
     def call(self, inputs, initial_state=None):
         """(B, T, D) -> hidden sequence (B, T, H) and final state (h, c)."""
-        batch = ops.shape(inputs)[0]
+        return self.run(self.input_projection(inputs), initial_state, self.loop_weights())
+
+    def run(self, projected, initial_state=None, weights=None):
+        """The time loop over an input projection (B, T, 4H) -> (B, T, H), final (h, c).
+
+        A caller that projects its inputs itself (the language model looks up
+        one-hot rows, eq. 1-2) or perturbs the weights (weight noise) enters here."""
         if initial_state is None:
-            zeros = ops.zeros((batch, self.units), dtype=inputs.dtype)
+            zeros = ops.zeros((ops.shape(projected)[0], self.units), dtype=projected.dtype)
             initial_state = (zeros, zeros)
-        projected = ops.transpose(self.input_projection(inputs), (1, 0, 2))  # time major
-        weights = self.loop_weights()
+        weights = weights or self.loop_weights()
 
         def body(state, x_t):
             h, c = self.step(x_t, *state, weights=weights)
             return (h, c), h
 
-        final_state, hs = backend.scan(body, tuple(initial_state), projected)
+        final_state, hs = backend.scan(body, tuple(initial_state), ops.transpose(projected, (1, 0, 2)))
         return ops.transpose(hs, (1, 0, 2)), final_state
 
     def get_config(self):

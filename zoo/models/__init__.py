@@ -1,6 +1,7 @@
 """One model per file; importing this package registers them with Keras."""
 
+from zoo.models.language import LanguageModel
 from zoo.models.predictor import HandwritingPredictor
 from zoo.models.synthesizer import HandwritingSynthesizer
 
-__all__ = ["HandwritingPredictor", "HandwritingSynthesizer"]
+__all__ = ["HandwritingPredictor", "HandwritingSynthesizer", "LanguageModel"]

@@ -15,8 +15,10 @@ import numpy as np  # noqa: E402
 from zoo.render.svg import offsets_to_strokes  # noqa: E402
 
 
-def plot_loss_curve(history: list[dict], path: str, reference: float | None = None, reference_label: str = "Graves 2013") -> None:
-    """Training and validation loss (nats per line) per epoch."""
+def plot_loss_curve(
+    history: list[dict], path: str, reference: float | None = None, reference_label: str = "Graves 2013", unit: str = "nats per line"
+) -> None:
+    """Training and validation loss per epoch."""
     if not history:
         return
     epochs = [h["epoch"] for h in history]
@@ -28,7 +30,7 @@ def plot_loss_curve(history: list[dict], path: str, reference: float | None = No
     if reference is not None:
         ax.axhline(reference, color="grey", linestyle="--", label=reference_label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("negative log-likelihood (nats per line)")
+    ax.set_ylabel(f"negative log-likelihood ({unit})")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

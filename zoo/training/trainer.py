@@ -167,6 +167,7 @@ def resume(run_dir: str, jit_compile: bool | None = None):
         return None
     import zoo.models  # noqa: F401  (registers the zoo's classes for deserialisation)
     import zoo.training.graves_rmsprop  # noqa: F401
+    import zoo.training.tbptt  # noqa: F401
 
     model = keras.saving.load_model(os.path.join(run_dir, CHECKPOINT))
     if jit_compile is not None:

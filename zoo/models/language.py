@@ -1,0 +1,140 @@
+"""Text prediction network (Graves 2013, sec. 3): one symbol at a time.
+
+A deep LSTM with skip connections (eq. 1-3, the same PeepholeLSTM cells as the
+handwriting models) over one-hot symbols, and a softmax output:
+
+eq. 1   h^1_t = H(W_ih1 x_t + W_h1h1 h^1_{t-1} + b^1_h)
+eq. 2   h^n_t = H(W_ihn x_t + W_h(n-1)hn h^(n-1)_t + W_hnhn h^n_{t-1} + b^n_h)
+eq. 3   y_hat_t = b_y + sum_n W_hny h^n_t
+eq. 12  Pr(x_{t+1} = k | y_t) = exp(y_hat^k_t) / sum_k' exp(y_hat^k'_t)
+eq. 13  L(x) = - sum_t log y^{x_{t+1}}_t
+
+x_t is one-hot, so W_ihn x_t is a row of W_ihn: the model looks rows up
+instead of multiplying by a 10k-wide one-hot vector (same numbers).
+
+Regularisers of sec. 3 / Graves (2011), applied while training only:
+- ``weight_noise`` sigma: Gaussian noise added to every weight matrix, drawn
+  afresh for every training batch of sequences;
+- ``adaptive_noise``: every weight has a learned standard deviation; a sample
+  w = mu + sigma * eps is used for each batch, and the description length of
+  the weights, KL(Q(w) || P(w)) with the prior's mean and variance set to
+  their optimum, is added to the loss per training symbol. Evaluation uses mu.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from zoo.data.text import Vocabulary
+from zoo.layers.lstm_stack import PeepholeLSTM
+
+@keras.saving.register_keras_serializable("zoo")
+class LanguageModel(keras.Model):
+    """symbol ids (B, T) -> logits y_hat (B, T, V) over the next symbol."""
+
+    def __init__(
+        self,
+        vocabulary,
+        units=1000,
+        num_layers=1,
+        lstm_clip=1.0,
+        weight_noise=0.0,
+        adaptive_noise=False,
+        train_symbols=1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocabulary = vocabulary if isinstance(vocabulary, Vocabulary) else Vocabulary.from_config(vocabulary)
+        self.units = units
+        self.num_layers = num_layers
+        self.lstm_clip = lstm_clip  # sec. 3.1: LSTM derivatives clipped to [-1, 1]
+        self.weight_noise = weight_noise
+        self.adaptive_noise = adaptive_noise
+        self.train_symbols = train_symbols  # scales the description length to one training symbol
+        self.cells = [PeepholeLSTM(units, clip=lstm_clip, name=f"lstm_{n + 1}") for n in range(num_layers)]
+        self.noise_seed = keras.random.SeedGenerator(0)
+        self.sample_noise = True  # dynamic evaluation turns training noise off
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        v, n = self.vocab_size, self.units
+        for i, cell in enumerate(self.cells):
+            cell.build((None, None, v if i == 0 else v + n))  # eq. 1 / eq. 2
+        self.output_kernel = self.add_weight(name="output_kernel", shape=(n * self.num_layers, v), initializer="glorot_uniform")
+        self.output_bias = self.add_weight(name="output_bias", shape=(v,), initializer="zeros")
+        if self.adaptive_noise:
+            init = keras.initializers.Constant(math.log(0.01))
+            self.log_sigma = [
+                self.add_weight(name=f"log_sigma_{i}", shape=w.shape, initializer=init) for i, w in enumerate(self.noisy_variables())
+            ]
+        self.built = True
+
+    def noisy_variables(self):
+        """The weight matrices that noise perturbs: input, recurrent and output weights."""
+        out = []
+        for cell in self.cells:
+            out += [cell.kernel, cell.recurrent_kernel]
+        return out + [self.output_kernel]
+
+    def sampled_weights(self, training):
+        """The weight matrices for this batch: the means, or a noisy sample while training."""
+        weights = [ops.convert_to_tensor(w) for w in self.noisy_variables()]
+        if not (training and self.sample_noise):
+            return weights
+        if self.adaptive_noise:
+            sigmas = [ops.exp(s) for s in self.log_sigma]
+            self.add_loss(self.description_length(weights, sigmas) / self.train_symbols)
+            return [w + s * keras.random.normal(ops.shape(w), seed=self.noise_seed) for w, s in zip(weights, sigmas)]
+        if self.weight_noise:
+            return [w + self.weight_noise * keras.random.normal(ops.shape(w), seed=self.noise_seed) for w in weights]
+        return weights
+
+    @staticmethod
+    def description_length(means, sigmas):
+        """KL(Q || P) in nats for Q = N(mu, sigma^2) per weight and the optimal
+        Gaussian prior P (Graves 2011, eq. 13-14): mu_p = mean(mu),
+        sigma_p^2 = mean(sigma^2 + (mu - mu_p)^2), which makes KL = sum log(sigma_p / sigma)."""
+        mu = ops.concatenate([ops.reshape(m, (-1,)) for m in means])
+        sigma = ops.concatenate([ops.reshape(s, (-1,)) for s in sigmas])
+        mu_p = ops.mean(mu)
+        var_p = ops.mean(ops.square(sigma) + ops.square(mu - mu_p))
+        return ops.sum(0.5 * ops.log(var_p) - ops.log(sigma))
+
+    def zero_state(self, batch: int):
+        z = ops.zeros((batch, self.units))
+        return [(z, z) for _ in self.cells]
+
+    def call(self, ids, initial_state=None, return_state=False, training=False):
+        ids = ops.cast(ids, "int32")
+        state = initial_state or self.zero_state(ops.shape(ids)[0])
+        weights = self.sampled_weights(training)
+        v = self.vocab_size
+        hidden, final, below = [], [], None
+        for i, cell in enumerate(self.cells):
+            kernel, recurrent = weights[2 * i], weights[2 * i + 1]
+            projected = ops.take(kernel[:v], ids, axis=0) + cell.bias  # W_ihn x_t for one-hot x_t
+            if below is not None:
+                projected = projected + ops.matmul(below, kernel[v:])  # eq. 2: W_h(n-1)hn h^(n-1)_t
+            below, s = cell.run(projected, state[i], (recurrent, ops.convert_to_tensor(cell.peephole)))
+            hidden.append(below)
+            final.append(s)
+        logits = ops.matmul(ops.concatenate(hidden, axis=-1), weights[-1]) + self.output_bias  # eq. 3
+        return (logits, final) if return_state else logits
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary": self.vocabulary.get_config(),
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "lstm_clip": self.lstm_clip,
+            "weight_noise": self.weight_noise,
+            "adaptive_noise": self.adaptive_noise,
+            "train_symbols": self.train_symbols,
+        }
