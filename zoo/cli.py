@@ -324,6 +324,17 @@ Use: `python -m zoo sample --model {name} --prime "The " --length 300` or
 """
 
 
+def cmd_download(args) -> None:
+    """Fetch a text corpus into the cache (resumable, sha256-checked) and print its files."""
+    from zoo.data.download import DownloadError, fetch_corpus
+
+    try:
+        files = fetch_corpus(args.name, args.cache, url=args.url, sha256=args.sha256, progress=not args.quiet)
+    except DownloadError as exc:
+        _fail(str(exc))
+    print(json.dumps(files, indent=1))
+
+
 # ---------------------------------------------------------------- evaluate
 
 
@@ -541,6 +552,14 @@ def build_parser() -> argparse.ArgumentParser:
     noise.add_argument("--weight-noise", type=float, default=0.0, help="Gaussian weight noise sigma per batch of sequences (paper: 0.075)")
     noise.add_argument("--adaptive-weight-noise", action="store_true", help="learned per-weight noise with a description-length loss (Graves 2011)")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("download", help="fetch PTB, enwik8 or text8 into the cache (resumable, sha256-checked)")
+    s.add_argument("name", choices=["ptb", "enwik8", "text8"])
+    s.add_argument("--cache", help="cache folder (default: $ZOO_CACHE_DIR or ~/.cache/zoo)")
+    s.add_argument("--url", help="a mirror to fetch from instead of the official address")
+    s.add_argument("--sha256", help="expected sha256 of the archive (default: the one recorded by the first download)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_download)
 
     s = sub.add_parser("evaluate", help="log-loss of a model on an official split or a text file, as JSON")
     s.add_argument("--model", default=DEFAULT_MODEL, help="preset name or folder (default: %(default)s)")

@@ -153,7 +153,8 @@ class Vocabulary:
         unknown = UNK if self.level == "word" else "\ufffd"
         pieces = [unknown if i == 0 else self.symbols[int(i) - 1] for i in ids]
         if self.level == "word":
-            return " ".join(pieces).replace(f" {EOS} ", "\n").replace(EOS, "\n")
+            lines = " ".join(pieces).split(EOS)
+            return "\n".join(line.strip() for line in lines)
         return "".join(pieces)
 
     def get_config(self) -> dict:
