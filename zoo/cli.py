@@ -395,7 +395,7 @@ def cmd_sample(args) -> None:
     if not args.out:
         _fail("--out FILE.svg or FILE.png is required for handwriting samples")
     t0 = time.time()
-    offsets = sample_unconditional(model, steps=args.steps, count=args.count, bias=args.bias, seed=args.seed)
+    offsets = sample_unconditional(model, steps=args.steps, count=args.count, bias=args.bias, seed=args.seed, backend=args.backend)
     seconds = time.time() - t0
     save_drawing(offsets, args.out)
     print(json.dumps({"out": args.out, "count": args.count, "steps": args.steps, "seconds": round(seconds, 2)}))
@@ -464,7 +464,8 @@ def cmd_write(args) -> None:
     t0 = time.time()
     try:
         offsets, alignments = write(
-            model, batch, bias=args.bias, seed=args.seed, prime=prime, style=args.style, substitute=args.substitute, return_alignment=True
+            model, batch, bias=args.bias, seed=args.seed, prime=prime, style=args.style, substitute=args.substitute, return_alignment=True,
+            backend=args.backend,
         )
     except UnknownCharacters as exc:
         _fail(str(exc))
@@ -473,6 +474,18 @@ def cmd_write(args) -> None:
     if args.alignment:
         plot_alignment(*alignments[0], args.alignment, offsets[0])
     print(json.dumps({"out": args.out, "lines": len(batch), "points": int(sum(len(o) for o in offsets)), "seconds": round(seconds, 2)}))
+
+
+def cmd_export(args) -> None:
+    """Export a preset: model.onnx (one sampling step), loop.onnx (the whole sampling loop, noise as an input)
+    and saved_model/ (log-likelihood, step and sampler signatures); metadata.json records the export."""
+    from export import export_model
+
+    formats = ("onnx", "saved_model") if args.format == "all" else (args.format,)
+    t0 = time.time()
+    entry = export_model(args.model, args.out, formats=formats, opset=args.opset)
+    files = sorted(f for f in os.listdir(args.out) if f.endswith(".onnx") or f == "saved_model")
+    print(json.dumps({"out": args.out, "kind": entry["runtime"]["kind"], "files": files, "seconds": round(time.time() - t0, 1)}))
 
 
 def cmd_density(args) -> None:
@@ -583,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bias", type=float, default=0.0, help="sampling bias b of eq. 61-62 (0: unbiased)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="FILE.svg or FILE.png (handwriting); text models also copy the sample here")
+    s.add_argument("--backend", choices=["auto", "keras", "onnx"], default="auto", help="auto: onnxruntime when the preset carries a current ONNX export, else Keras")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("write", help="write text by hand with a synthesis model, to SVG or PNG")
@@ -600,7 +614,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--substitute", action="store_true", help="replace characters the model does not know instead of failing")
     s.add_argument("--alignment", help="also save the window alignment of the first line (Fig. 13) to this PNG")
     s.add_argument("--out", required=True, help="FILE.svg or FILE.png")
+    s.add_argument("--backend", choices=["auto", "keras", "onnx"], default="auto", help="auto: onnxruntime when the preset carries a current ONNX export, else Keras")
     s.set_defaults(func=cmd_write)
+
+    s = sub.add_parser("export", help="export a model to ONNX (step + whole sampling loop) and/or SavedModel", description=cmd_export.__doc__)
+    s.add_argument("--model", required=True, help="preset name or folder")
+    s.add_argument("--format", choices=["saved_model", "onnx", "all"], default="all", help="what to write (default: %(default)s)")
+    s.add_argument("--out", required=True, help="folder to write into; the preset's own folder adds the export to the preset")
+    s.add_argument("--opset", type=int, help="ONNX opset (default: export.onnx.OPSET)")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("density", help="figure of the predictive density along a real line (Graves Fig. 10)")
     s.add_argument("--model", default=DEFAULT_MODEL)

@@ -56,6 +56,7 @@ def from_preset(name_or_path: str):
     styles = load_styles(folder)
     if styles:
         model.styles = styles  # named primes for write(..., style=NAME)
+    model.preset_folder = folder  # samplers look here for an ONNX export (export/runtime.py)
     return model
 
 

@@ -66,11 +66,12 @@ class PeepholeLSTM(keras.layers.Layer):
         Split from `step` so that a caller may compute z with one fused matmul
         over [x_t, h_{t-1}] (the exported sampling loops do).
         """
-        n = self.units
-        zi, zf, zc, zo = z[:, :n], z[:, n : 2 * n], z[:, 2 * n : 3 * n], z[:, 3 * n :]
+        # Splits rather than slices: one op each in an exported graph's time loop.
+        zi, zf, zc, zo = ops.split(z, 4, axis=-1)
         w_ci, w_cf, w_co = peephole[0], peephole[1], peephole[2]
         ifc = clip_gradient(ops.concatenate([zi + w_ci * c, zf + w_cf * c, zc], axis=-1), self.clip)
-        i, f, g = ops.sigmoid(ifc[:, :n]), ops.sigmoid(ifc[:, n : 2 * n]), ops.tanh(ifc[:, 2 * n :])
+        i, f, g = ops.split(ifc, 3, axis=-1)
+        i, f, g = ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g)
         c = f * c + i * g  # eq. 9
         o = ops.sigmoid(clip_gradient(zo + w_co * c, self.clip))  # eq. 10
         h = o * ops.tanh(c)  # eq. 11

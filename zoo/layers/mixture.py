@@ -39,11 +39,9 @@ def split_params(y_hat, num_mixtures: int, bias=0.0):
     ``eos_logit`` is the logit of e_t, i.e. -e_hat (eq. 18 has exp(+e_hat)).
     """
     m = num_mixtures
-    e_hat = y_hat[..., 0]
-    pi_hat = y_hat[..., 1 : 1 + m]
-    mu1, mu2 = y_hat[..., 1 + m : 1 + 2 * m], y_hat[..., 1 + 2 * m : 1 + 3 * m]
-    s1_hat, s2_hat = y_hat[..., 1 + 3 * m : 1 + 4 * m], y_hat[..., 1 + 4 * m : 1 + 5 * m]
-    rho_hat = y_hat[..., 1 + 5 * m : 1 + 6 * m]
+    # One split, not seven slices (an exported sampling loop runs this every step).
+    e_hat, pi_hat, mu1, mu2, s1_hat, s2_hat, rho_hat = ops.split(y_hat, [1 + k * m for k in range(6)], axis=-1)
+    e_hat = ops.squeeze(e_hat, -1)
     return {
         "eos_logit": -e_hat,  # eq. 18
         "pi_logits": pi_hat * (1.0 + bias),  # eq. 19 / 61
@@ -105,21 +103,19 @@ def sample_point(y_hat, noise, num_mixtures: int, bias=0.0):
     mu + L z with L the Cholesky factor of the chosen covariance.
     """
     p = split_params(y_hat, num_mixtures, bias)
+    u_component, z1, z2, u_eos = ops.split(noise, 4, axis=-1)  # each (..., 1)
     pi = ops.softmax(p["pi_logits"], axis=-1)
     cdf = ops.cumsum(pi, axis=-1)
-    chosen = ops.sum(ops.cast(cdf < noise[..., :1], "int32"), axis=-1)
+    chosen = ops.sum(ops.cast(cdf < u_component, "int32"), axis=-1)
     chosen = ops.minimum(chosen, num_mixtures - 1)
     one_hot = ops.one_hot(chosen, num_mixtures, dtype=y_hat.dtype)
-
-    def pick(x):
-        return ops.sum(one_hot * x, axis=-1)
-
-    mu1, mu2, s1, s2, rho = (pick(p[k]) for k in ("mu1", "mu2", "sigma1", "sigma2", "rho"))
-    z1, z2 = noise[..., 1], noise[..., 2]
+    # The chosen component's (mu1, mu2, sigma1, sigma2, rho) in one product with the one-hot row.
+    table = ops.stack([p[k] for k in ("mu1", "mu2", "sigma1", "sigma2", "rho")], axis=-1)  # (..., M, 5)
+    mu1, mu2, s1, s2, rho = ops.split(ops.sum(ops.expand_dims(one_hot, -1) * table, axis=-2), 5, axis=-1)
     dx = mu1 + s1 * z1
     dy = mu2 + s2 * (rho * z1 + ops.sqrt(1.0 - rho * rho) * z2)
-    eos = ops.cast(noise[..., 3] < ops.sigmoid(p["eos_logit"]), y_hat.dtype)
-    return ops.stack([dx, dy, eos], axis=-1)
+    eos = ops.cast(u_eos < ops.sigmoid(ops.expand_dims(p["eos_logit"], -1)), y_hat.dtype)
+    return ops.concatenate([dx, dy, eos], axis=-1)
 
 
 @keras.saving.register_keras_serializable("zoo")

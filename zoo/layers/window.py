@@ -25,18 +25,39 @@ POINTS_PER_CHAR = 21.7
 def window_weights(alpha, beta, kappa, length: int):
     """phi(t, u) for u = 1..length (eq. 46): (B, K) x3 -> (B, length)."""
     u = ops.cast(ops.arange(1, length + 1), alpha.dtype)
-    return ops.sum(alpha[:, :, None] * ops.exp(-beta[:, :, None] * ops.square(kappa[:, :, None] - u[None, None, :])), axis=1)
+    alpha, beta, kappa = (ops.expand_dims(v, -1) for v in (alpha, beta, kappa))  # (B, K, 1)
+    return ops.sum(alpha * ops.exp(-beta * ops.square(kappa - u)), axis=1)
 
 
 def soft_window(params, kappa_prev, text_onehot, num_components: int):
     """eq. 46-51 from the window parameters p = W_h1p h^1_t + b_p (B, 3K)."""
-    k = num_components
-    alpha = ops.exp(params[:, :k])  # eq. 49
-    beta = ops.exp(params[:, k : 2 * k])  # eq. 50
-    kappa = kappa_prev + ops.exp(params[:, 2 * k :])  # eq. 51
+    alpha, beta, kappa_step = ops.split(ops.exp(params), 3, axis=-1)  # eq. 49, 50
+    kappa = kappa_prev + kappa_step  # eq. 51
     phi = window_weights(alpha, beta, kappa, ops.shape(text_onehot)[1])  # eq. 46
-    w = ops.einsum("bu,buc->bc", phi, text_onehot)  # eq. 47
+    w = ops.squeeze(ops.matmul(ops.expand_dims(phi, 1), text_onehot), 1)  # eq. 47
     return w, kappa, phi
+
+
+def text_end_masks(lengths, positions: int):
+    """What the stopping rule needs of each line's length U, made once per text.
+
+    lengths (B,) -> (one-hot of position U + 1 (B, positions), additive mask
+    (B, positions) that is 0 on u <= U and -inf beyond).
+    """
+    lengths = ops.cast(lengths, "int32")
+    beyond = ops.one_hot(lengths, positions)
+    on_text = ops.arange(positions)[None, :] < lengths[:, None]
+    return beyond, ops.where(on_text, 0.0, -np.inf)
+
+
+def past_the_end(phi, end_masks):
+    """Graves' stopping rule (sec. 5.4): phi(t, U + 1) > phi(t, u) for all u <= U.
+
+    phi (B, positions) over a text padded with at least one zero position,
+    end_masks from `text_end_masks` -> (B,) bool.
+    """
+    beyond, off_text = end_masks
+    return ops.sum(phi * beyond, axis=-1) > ops.max(phi + off_text, axis=-1)
 
 
 @keras.saving.register_keras_serializable("zoo")

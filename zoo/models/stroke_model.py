@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from zoo.layers import mixture
+from zoo.sampling import common
 
 
 class StrokeModel(keras.Model):
@@ -30,14 +31,10 @@ class StrokeModel(keras.Model):
         return loss
 
     def normalize(self, offsets: np.ndarray) -> np.ndarray:
-        out = np.array(offsets, dtype=np.float32, copy=True)
-        out[..., :2] = (out[..., :2] - np.asarray(self.offset_mean, np.float32)) / np.asarray(self.offset_std, np.float32)
-        return out
+        return common.normalize(offsets, self.offset_mean, self.offset_std)
 
     def denormalize(self, offsets: np.ndarray) -> np.ndarray:
-        out = np.array(offsets, dtype=np.float32, copy=True)
-        out[..., :2] = out[..., :2] * np.asarray(self.offset_std, np.float32) + np.asarray(self.offset_mean, np.float32)
-        return out
+        return common.denormalize(offsets, self.offset_mean, self.offset_std)
 
     def start_input(self, batch: int) -> np.ndarray:
         """The first input of a line: a zero offset with the pen down, normalised."""

@@ -10,18 +10,10 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from zoo import backend
+from zoo import backend as zoo_backend
 from zoo.layers import mixture
-
-
-def sampling_noise(steps: int, count: int, seed: int) -> np.ndarray:
-    """(steps, count, 4): u_component, z1, z2, u_eos (see mixture.sample_point)."""
-    rng = np.random.default_rng(seed)
-    noise = np.empty((steps, count, 4), np.float32)
-    noise[..., 0] = rng.random((steps, count))
-    noise[..., 1:3] = rng.standard_normal((steps, count, 2))
-    noise[..., 3] = rng.random((steps, count))
-    return noise
+from zoo.layers.window import past_the_end, text_end_masks
+from zoo.sampling.common import encode_lines, finish_lines, resolve_prime, sampling_noise, step_cap
 
 
 def make_step(model, bias: float):
@@ -32,13 +24,47 @@ def make_step(model, bias: float):
         point = mixture.sample_point(y_hat[:, 0], noise, model.num_mixtures, bias)
         return point[:, None, :], state
 
-    return backend.compile_function(step, jit_compile=False)
+    return zoo_backend.compile_function(step, jit_compile=False)
 
 
-def sample_unconditional(model, steps: int = 700, count: int = 1, bias: float = 0.0, seed: int = 0) -> np.ndarray:
-    """``count`` samples of ``steps`` points, drawn together: raw offsets (count, steps, 3)."""
+BACKENDS = ("auto", "keras", "onnx")
+
+
+def onnx_sampler(model, backend: str = "auto"):
+    """The onnxruntime sampler of ``model``'s preset folder, or None to sample with Keras.
+
+    ``auto``: onnxruntime when the model was loaded by from_preset from a folder
+    whose ONNX export was made from the weights it holds now; ``keras``: never;
+    ``onnx``: always, failing with the command that makes the export.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+    if backend == "keras":
+        return None
+    from export import runtime
+
+    folder = getattr(model, "preset_folder", None)
+    if backend == "auto" and not (folder and runtime.current_export(folder)):
+        return None
+    if folder is None:
+        raise ValueError("backend='onnx' needs a model loaded with from_preset() from a folder with an ONNX export")
+    cached = getattr(model, "_onnx_sampler", None)
+    if cached is None or cached.folder != folder:
+        cached = runtime.load(folder)
+        model._onnx_sampler = cached
+    return cached
+
+
+def sample_unconditional(model, steps: int = 700, count: int = 1, bias: float = 0.0, seed: int = 0, backend: str = "auto") -> np.ndarray:
+    """``count`` samples of ``steps`` points, drawn together: raw offsets (count, steps, 3).
+
+    ``backend`` picks Keras or onnxruntime (see `onnx_sampler`); both draw the same strokes for a seed.
+    """
     if steps < 1 or count < 1:
         raise ValueError(f"steps and count must be positive (got steps={steps}, count={count})")
+    fast = onnx_sampler(model, backend)
+    if fast is not None:
+        return fast.sample(steps=steps, count=count, bias=bias, seed=seed)
     noise = sampling_noise(steps, count, seed)
     step = make_step(model, float(bias))
     x = ops.convert_to_tensor(model.start_input(count))
@@ -74,24 +100,16 @@ def predictive_params(model, raw_offsets: np.ndarray) -> dict:
 # ---------------------------------------------------------------- synthesis
 
 
-def _encode_lines(model, lines, substitute):
-    ids = [model.alphabet.encode(t, substitute=substitute) for t in lines]
-    # One extra zero position so phi(t, U + 1) of the stopping rule exists for every line.
-    padded = np.zeros((len(ids), max(len(i) for i in ids) + 1), np.int32)
-    for b, i in enumerate(ids):
-        padded[b, : len(i)] = i
-    return ids, padded
-
-
 def make_write_step(model, bias: float):
-    """Compiled (x_t, text ids, state, noise_t) -> (x_{t+1}, state, phi_t)."""
+    """Compiled (x_t, text ids, state, noise_t, end masks) -> (x_{t+1}, state, phi_t, past the end (B,))."""
 
-    def step(x, ids, state, noise):
+    def step(x, ids, state, noise, end_masks):
         y_hat, state, window = model((x, ids), initial_state=state, return_state=True, return_window=True)
         point = mixture.sample_point(y_hat[:, 0], noise, model.num_mixtures, bias)
-        return point[:, None, :], state, window["phi"][:, 0]
+        phi = window["phi"][:, 0]
+        return point[:, None, :], state, phi, past_the_end(phi, end_masks)
 
-    return backend.compile_function(step, jit_compile=False)
+    return zoo_backend.compile_function(step, jit_compile=False)
 
 
 def write(
@@ -104,6 +122,7 @@ def write(
     substitute: bool = False,
     max_steps_per_char: int = 40,
     return_alignment: bool = False,
+    backend: str = "auto",
 ):
     """Handwriting for each text in ``lines``, sampled together in one batch.
 
@@ -115,21 +134,24 @@ def write(
     ``style`` names one of the primes stored with the preset (``model.styles``).
     Returns raw offsets per line; with ``return_alignment`` also, per line,
     (phi (steps, characters), the text phi runs over, prime text included).
+    ``backend`` picks Keras or onnxruntime (see `onnx_sampler`); both draw the same strokes for a seed.
     """
+    fast = onnx_sampler(model, backend)
+    if fast is not None:
+        return fast.write(
+            lines, bias=bias, seed=seed, prime=prime, style=style, substitute=substitute,
+            max_steps_per_char=max_steps_per_char, return_alignment=return_alignment,
+        )
     if isinstance(lines, str):
         lines = [lines]
     if not lines:
         raise ValueError("no text given: pass at least one line to write")
     texts = list(lines)
-    if style is not None:
-        styles = getattr(model, "styles", {})
-        if style not in styles:
-            raise ValueError(f"no style {style!r}; this model's styles are: {', '.join(styles) or 'none'}")
-        prime = styles[style]
+    prime = resolve_prime(getattr(model, "styles", {}), style, prime)
     if prime is not None:
         prime_offsets, prime_text = prime
         texts = [f"{prime_text} {t}" for t in texts]
-    ids, padded = _encode_lines(model, texts, substitute)
+    ids, padded = encode_lines(model.alphabet, texts, substitute)
     count = len(texts)
     state = model.zero_state(count)
     x = model.start_input(count)
@@ -137,35 +159,29 @@ def write(
         # Teacher-force the prime line to carry its style in the state.
         primed = np.concatenate([x, np.repeat(model.normalize(prime_offsets)[None], count, 0)], 1)
         # Compiled: run eagerly, the time loop over the prime costs seconds.
-        read = backend.compile_function(lambda x, ids, s: model((x, ids), initial_state=s, return_state=True)[1], jit_compile=False)
+        read = zoo_backend.compile_function(lambda x, ids, s: model((x, ids), initial_state=s, return_state=True)[1], jit_compile=False)
         state = read(ops.convert_to_tensor(primed[:, :-1]), ops.convert_to_tensor(padded), state)
         x = primed[:, -1:]
     lengths = np.asarray([len(i) for i in ids])
-    # The cap counts the characters to write, not those of the prime already written.
-    primed_chars = len(prime[1]) + 1 if prime is not None else 0
-    max_steps = int(max_steps_per_char * (lengths.max() - primed_chars))
+    max_steps = step_cap(lengths, prime, max_steps_per_char)
     noise = sampling_noise(max_steps, count, seed)
     step = make_write_step(model, float(bias))
     x, ids_t = ops.convert_to_tensor(x), ops.convert_to_tensor(padded)
     out = np.zeros((count, max_steps, 3), np.float32)
     phis = np.zeros((count, max_steps, padded.shape[1]), np.float32) if return_alignment else None
     ends = np.full(count, max_steps)
-    rows = np.arange(count)
-    on_text = np.arange(padded.shape[1])[None, :] < lengths[:, None]  # u <= U of each line
+    end_masks = text_end_masks(lengths, padded.shape[1])
     for t in range(max_steps):
-        x, state, phi = step(x, ids_t, state, ops.convert_to_tensor(noise[t]))
+        x, state, phi, past_end = step(x, ids_t, state, ops.convert_to_tensor(noise[t]), end_masks)
         out[:, t] = ops.convert_to_numpy(x)[:, 0]
-        phi = ops.convert_to_numpy(phi)
         if phis is not None:
-            phis[:, t] = phi
-        # The stopping rule: phi(t, U + 1) > phi(t, u) for all u <= U.
-        done = (phi[rows, lengths] > np.where(on_text, phi, -np.inf).max(axis=1)) & (ends == max_steps) & (t > 0)
+            phis[:, t] = ops.convert_to_numpy(phi)
+        # The stopping rule (window.past_the_end), from the second step on.
+        done = ops.convert_to_numpy(past_end) & (ends == max_steps) & (t > 0)
         ends[done] = t + 1
         if np.all(ends < max_steps):
             break
-    offsets = [model.denormalize(out[b, : ends[b]]) for b in range(count)]
-    for off in offsets:
-        off[-1, 2] = 1.0  # lift the pen at the end
+    offsets = finish_lines(out, ends, model.offset_mean, model.offset_std)
     if return_alignment:
         return offsets, [(phis[b, : ends[b], : lengths[b]], texts[b]) for b in range(count)]
     return offsets

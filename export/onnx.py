@@ -1,0 +1,121 @@
+"""ONNX export with tf2onnx: the sampling step (``model.onnx``) and the whole sampling loop (``loop.onnx``).
+
+Both graphs take their noise as an input (tf2onnx converts neither TFP's
+sampling ops nor TF's stateless random ops), and their output names differ
+from their input names (``h`` -> ``h_next``, ...). The loop is a TF while
+loop, which tf2onnx turns into one ONNX ``Loop``; tf2onnx passes the loop's
+invariants (weights, noise, text) through the loop as carried values, so
+after conversion `hoist_loop_invariants` moves the constant ones into the
+loop body as its own initializers (onnxruntime then pre-packs them for its
+matmuls) and lets the body read the others from the outer scope. That
+halves the time per step at batch 32.
+"""
+
+from __future__ import annotations
+
+import os
+
+import onnx
+
+STEP_FILE, LOOP_FILE = "model.onnx", "loop.onnx"
+OPSET = 17
+
+
+def _rename_input(graph, old: str, new: str) -> None:
+    """Point every use of ``old`` in ``graph`` (and its subgraphs) at ``new``."""
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _rename_input(attr.g, old, new)
+    for out in graph.output:
+        if out.name == old:
+            out.name = new
+
+
+def _replace(repeated, items) -> None:
+    copies = []
+    for item in items:
+        copy = type(item)()
+        copy.CopyFrom(item)
+        copies.append(copy)
+    del repeated[:]
+    repeated.extend(copies)
+
+
+def hoist_loop_invariants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Stop carrying loop-invariant values through every top-level ``Loop``.
+
+    A carried value is invariant when the body returns its input unchanged
+    and nothing reads the Loop's final value of it. Constants become
+    initializers of the body; other values are read from the outer scope.
+    """
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    for node in graph.node:
+        if node.op_type != "Loop":
+            continue
+        body = next(a.g for a in node.attribute if a.name == "body")
+        carried = len(node.input) - 2
+        keep = []
+        for i in range(carried):
+            outer, inner, returned, final = node.input[2 + i], body.input[2 + i].name, body.output[1 + i].name, node.output[i]
+            if returned != inner or final in used or not outer:
+                keep.append(i)
+            elif outer in initializers:
+                tensor = onnx.TensorProto()
+                tensor.CopyFrom(initializers[outer])
+                tensor.name = inner
+                body.initializer.append(tensor)
+            else:
+                _rename_input(body, inner, outer)
+        node_inputs = list(node.input[:2]) + [node.input[2 + i] for i in keep]
+        node_outputs = [node.output[i] for i in keep] + list(node.output[carried:])
+        body_inputs = list(body.input[:2]) + [body.input[2 + i] for i in keep]
+        body_outputs = [body.output[0]] + [body.output[1 + i] for i in keep] + list(body.output[1 + carried :])
+        del node.input[:]
+        node.input.extend(node_inputs)
+        del node.output[:]
+        node.output.extend(node_outputs)
+        _replace(body.input, body_inputs)
+        _replace(body.output, body_outputs)
+    # Initializers now living only inside the loop body.
+    used = {name for node in graph.node for name in node.input}
+    _replace(graph.initializer, [t for t in graph.initializer if t.name in used])
+    return model
+
+
+def _convert(fn, opset: int) -> onnx.ModelProto:
+    import tf2onnx
+
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset)
+    return proto
+
+
+def export_onnx(graphs, folder: str, opset: int = OPSET) -> dict:
+    """Write ``model.onnx`` (one step) and ``loop.onnx`` (the whole loop) of ``graphs`` to ``folder``.
+
+    Returns the facts recorded in metadata.json.
+    """
+    import tf2onnx
+
+    os.makedirs(folder, exist_ok=True)
+    files = {}
+    for role, fn, name in (("step", graphs.step, STEP_FILE), ("loop", graphs.loop, LOOP_FILE)):
+        proto = _convert(fn, opset)
+        if role == "loop":
+            proto = hoist_loop_invariants(proto)
+        onnx.checker.check_model(proto)
+        inputs = [i.name for i in proto.graph.input]
+        outputs = [o.name for o in proto.graph.output]
+        clash = set(inputs) & set(outputs)
+        if clash:  # onnxruntime cannot feed and fetch one name
+            raise RuntimeError(f"{name}: outputs named like inputs: {sorted(clash)}")
+        tmp = os.path.join(folder, f".{name}.tmp")
+        onnx.save(proto, tmp)
+        os.replace(tmp, os.path.join(folder, name))
+        files[role] = {"file": name, "inputs": inputs, "outputs": outputs}
+    return {"graphs": files, "opset": opset, "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__}

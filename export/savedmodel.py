@@ -1,0 +1,40 @@
+"""SavedModel export: the model's variables and its exported functions as signatures.
+
+Signatures (all outputs are dicts; see ``export/graphs.py``):
+
+- ``step``: one sampling step, input + state + noise -> distribution parameters, point, new state
+- ``sample_loop``: the whole sampling loop over noise given as an input (as ``loop.onnx``)
+- ``log_likelihood``: (inputs, targets, mask[, text]) -> log-likelihood per line, nats
+- prediction ``sample``: (count, steps, bias, seed) -> strokes;
+  synthesis ``write``: (text lines, bias, seed, max_steps_per_char) -> strokes, lengths.
+  These draw their noise with TF's stateless generator, so their strokes are not
+  numpy's for the same seed (feed numpy's noise to ``sample_loop`` for those).
+
+Reload with ``tf.saved_model.load(folder + "/saved_model")``; no zoo code is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import tensorflow as tf
+
+SAVED_MODEL_DIR = "saved_model"
+
+
+def export_saved_model(model, graphs, folder: str) -> dict:
+    path = os.path.join(folder, SAVED_MODEL_DIR)
+    module = tf.Module()
+    # Tracking the weights lets tf.saved_model.save store the variables the functions capture.
+    module.weights = [w.value for w in model.weights]
+    signatures = {"step": graphs.step, "sample_loop": graphs.loop, **graphs.signatures}
+    for name, fn in signatures.items():
+        setattr(module, name, fn)
+    tmp = path + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tf.saved_model.save(module, tmp, signatures=signatures)
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    return {"dir": SAVED_MODEL_DIR, "signatures": sorted(signatures), "megabytes": round(size / 1e6, 2), "tensorflow": tf.__version__}
