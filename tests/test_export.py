@@ -1,0 +1,222 @@
+"""Export (issue 5): ONNX and SavedModel parity with Keras, the numpy + onnxruntime sampler, `zoo export`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO
+from export import export_model
+from export import runtime
+from export.graphs import graphs_for
+from zoo.data.alphabet import Alphabet
+from zoo.layers import mixture
+from zoo.models import HandwritingPredictor, HandwritingSynthesizer
+from zoo.presets import from_preset, save_preset, save_styles
+from zoo.sampling.common import encode_lines, sampling_noise
+from zoo.sampling.handwriting import sample_unconditional, write
+
+ALPHABET = Alphabet.from_texts(["Hello world, the quick brown fox jumps over the lazy dog."])
+NORM = dict(offset_mean=(4.0, 0.0), offset_std=(10.0, 10.0))
+ENV = {**os.environ, "PYTHONPATH": REPO}
+
+
+def tiny_predictor():
+    keras.utils.set_random_seed(1)
+    m = HandwritingPredictor(units=16, num_layers=2, num_mixtures=3, **NORM)
+    m.build()
+    return m
+
+
+def tiny_synthesizer():
+    keras.utils.set_random_seed(2)
+    m = HandwritingSynthesizer(ALPHABET, units=16, num_layers=2, num_mixtures=3, window_components=4, **NORM)
+    m.build()
+    return m
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Tiny presets exported in both formats: prediction in-process, synthesis through `zoo export`."""
+    root = tmp_path_factory.mktemp("export")
+    pred, syn = str(root / "pred"), str(root / "syn")
+    save_preset(tiny_predictor(), pred, {"model": "HandwritingPredictor"})
+    export_model(pred, pred)
+    save_preset(tiny_synthesizer(), syn, {"model": "HandwritingSynthesizer"})
+    prime = np.random.default_rng(0).normal(0, 5, (25, 3)).astype("float32")
+    prime[:, 2] = 0
+    save_styles(syn, {"s1": (prime, "the fox")})
+    out = str(root / "syn-export")  # another folder: gets the files, the metadata and the styles
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo", "export", "--model", syn, "--format", "all", "--out", out],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["kind"] == "synthesis" and result["files"] == ["loop.onnx", "model.onnx", "saved_model"]
+    return {"pred": pred, "syn": out}
+
+
+def _ort_run(sess, feeds):
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds)))
+
+
+def _step_feeds(model, batch, rng):
+    n, h = model.num_layers, model.units
+    feeds = {
+        "x": rng.normal(size=(batch, 3)).astype("float32"),
+        "h": rng.normal(size=(n, batch, h)).astype("float32") * 0.5,
+        "c": rng.normal(size=(n, batch, h)).astype("float32"),
+        "noise": sampling_noise(1, batch, 3)[0],
+        "bias": np.asarray(0.7, np.float32),
+    }
+    if isinstance(model, HandwritingSynthesizer):
+        _, feeds["text"] = encode_lines(model.alphabet, ["Hello", "the quick fox"][:batch])
+        feeds["kappa"] = np.abs(rng.normal(size=(batch, model.window_components))).astype("float32")
+        feeds["w"] = rng.random((batch, model.num_chars)).astype("float32")
+    return feeds
+
+
+@pytest.mark.parametrize("which", ["pred", "syn"])
+def test_step_graph_matches_tensorflow_and_keras(exported, which):
+    folder = exported[which]
+    model = from_preset(folder)
+    feeds = _step_feeds(model, 2, np.random.default_rng(0))
+    tf_out = {k: v.numpy() for k, v in graphs_for(model).step(**feeds).items()}
+    sampler = runtime.load(folder)
+    ort_out = _ort_run(sampler.step_session, feeds)
+    assert set(ort_out) == set(tf_out) and not set(ort_out) & set(feeds)
+    for k in tf_out:
+        np.testing.assert_allclose(ort_out[k], tf_out[k], atol=1e-4, rtol=1e-4, err_msg=k)
+    # The fused step is the Keras model's step.
+    n = model.num_layers
+    state = [(feeds["h"][i], feeds["c"][i]) for i in range(n)]
+    if which == "syn":
+        state += [feeds["kappa"], feeds["w"]]
+        y_hat, new_state = model((feeds["x"][:, None], feeds["text"]), initial_state=state, return_state=True)
+    else:
+        y_hat, new_state = model(feeds["x"][:, None], initial_state=state, return_state=True)
+    point = keras.ops.convert_to_numpy(mixture.sample_point(y_hat[:, 0], feeds["noise"], model.num_mixtures, 0.7))
+    np.testing.assert_allclose(ort_out["point"], point, atol=1e-4)
+    np.testing.assert_allclose(ort_out["h_next"][-1], keras.ops.convert_to_numpy(new_state[n - 1][0]), atol=1e-4)
+
+
+def test_prediction_loop_matches_tensorflow_and_keras(exported):
+    model = from_preset(exported["pred"])
+    sampler = runtime.load(exported["pred"])
+    noise = sampling_noise(60, 3, seed=5)
+    z = np.zeros((model.num_layers, 3, model.units), np.float32)
+    feeds = {"x": model.start_input(3)[:, 0], "h": z, "c": z, "noise": noise, "bias": np.asarray(0.5, np.float32)}
+    tf_out = graphs_for(model).loop(**feeds)
+    ort_out = _ort_run(sampler.loop_session, feeds)
+    np.testing.assert_allclose(ort_out["points"], tf_out["points"].numpy(), atol=1e-4)
+    # Same seed, same strokes: Keras, the onnxruntime loop and the onnxruntime step loop.
+    keras_strokes = sample_unconditional(model, steps=60, count=3, bias=0.5, seed=5, backend="keras")
+    std = np.asarray(NORM["offset_std"] + (1.0,), np.float32)
+    for strokes in (sampler.sample(60, 3, 0.5, seed=5), sampler.sample(60, 3, 0.5, seed=5, use_loop=False)):
+        np.testing.assert_allclose(strokes / std, keras_strokes / std, atol=1e-4)
+
+
+@pytest.mark.parametrize("style", [None, "s1"])
+def test_synthesis_loop_matches_keras_write(exported, style):
+    model = from_preset(exported["syn"])
+    sampler = runtime.load(exported["syn"])
+    lines = ["Hello world", "the fox"]
+    kw = dict(bias=0.5, seed=3, style=style, max_steps_per_char=12, return_alignment=True)
+    k_lines, k_align = write(model, lines, backend="keras", **kw)
+    std = np.asarray(NORM["offset_std"] + (1.0,), np.float32)
+    for o_lines, o_align in (sampler.write(lines, **kw), sampler.write(lines, use_loop=False, **kw)):
+        assert [len(a) for a in o_lines] == [len(a) for a in k_lines]
+        for a, b in zip(o_lines, k_lines):
+            np.testing.assert_allclose(a / std, b / std, atol=1e-4)
+        for (pa, ta), (pb, tb) in zip(o_align, k_align):
+            assert ta == tb
+            np.testing.assert_allclose(pa, pb, atol=1e-4)
+    # write() on a preset with a current export takes the onnxruntime path by default.
+    assert all(np.array_equal(a, b) for a, b in zip(write(model, lines, **{**kw, "return_alignment": False}), o_lines))
+    assert model._onnx_sampler.folder == exported["syn"]
+
+
+def test_saved_model_reload_reproduces_keras(exported):
+    for which in ("pred", "syn"):
+        model = from_preset(exported[which])
+        loaded = tf.saved_model.load(os.path.join(exported[which], "saved_model"))
+        assert {"step", "sample_loop", "log_likelihood"} <= set(loaded.signatures)
+        rng = np.random.default_rng(4)
+        x = rng.normal(size=(2, 9, 3)).astype("float32")
+        targets = np.concatenate([rng.normal(size=(2, 9, 2)), rng.random((2, 9, 1)) < 0.2], -1).astype("float32")
+        mask = np.ones((2, 9), np.float32)
+        mask[1, 6:] = 0
+        args = {"inputs": x, "targets": targets, "mask": mask}
+        inputs = x
+        if which == "syn":
+            _, args["text"] = encode_lines(model.alphabet, ["Hello", "the quick fox"])
+            inputs = (x, args["text"])
+        expected = -keras.ops.convert_to_numpy(mixture.sequence_nll(model(inputs), targets, mask, model.num_mixtures))
+        got = loaded.signatures["log_likelihood"](**{k: tf.constant(v) for k, v in args.items()})["log_likelihood"].numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+        feeds = _step_feeds(model, 2, rng)
+        step = loaded.signatures["step"](**{k: tf.constant(v) for k, v in feeds.items()})
+        ort_out = _ort_run(runtime.load(exported[which]).step_session, feeds)
+        np.testing.assert_allclose(step["point"].numpy(), ort_out["point"], atol=1e-4)
+    written = loaded.signatures["write"](text=tf.constant(["Hello", "fox"]), bias=tf.constant(0.5), seed=tf.constant(1, tf.int64), max_steps_per_char=tf.constant(5))
+    lengths = written["lengths"].numpy()
+    assert written["strokes"].shape[0] == 2 and 1 <= lengths.max() <= 25
+    assert written["strokes"].numpy()[0, lengths[0] - 1, 2] == 1.0
+
+
+def test_runtime_imports_no_tensorflow(exported):
+    code = (
+        "import sys\n"
+        "for name in ('tensorflow', 'keras', 'tensorflow_probability', 'tf2onnx'):\n"
+        "    sys.modules[name] = None  # any import of them raises ImportError\n"
+        "from export.runtime import load\n"
+        f"lines = load({exported['syn']!r}).write(['Hello'], bias=1.0, seed=0, style='s1', max_steps_per_char=5)\n"
+        f"strokes = load({exported['pred']!r}).sample(steps=20, count=2, seed=0)\n"
+        "print(len(lines), strokes.shape)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "(2,", "20,", "3)"]
+
+
+def test_missing_corrupt_and_stale_exports(exported, tmp_path):
+    with pytest.raises(runtime.ExportNotFound, match="no folder"):
+        runtime.load(str(tmp_path / "nowhere"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(runtime.ExportNotFound, match="zoo export"):
+        runtime.load(str(empty))
+    broken = str(tmp_path / "broken")
+    shutil.copytree(exported["pred"], broken)
+    with open(os.path.join(broken, "loop.onnx"), "wb") as f:
+        f.write(b"not an onnx graph")
+    with pytest.raises(runtime.ExportNotFound, match="cannot load .*loop.onnx"):
+        runtime.load(broken)
+    os.remove(os.path.join(broken, "loop.onnx"))
+    with pytest.raises(runtime.ExportNotFound, match="loop.onnx is missing"):
+        runtime.load(broken)
+    # New weights after the export: `auto` samples with Keras, `onnx` still can be forced.
+    stale = str(tmp_path / "stale")
+    shutil.copytree(exported["pred"], stale)
+    assert runtime.current_export(stale)
+    model = from_preset(stale)
+    model.set_weights([w * 1.01 for w in model.get_weights()])
+    model.save_weights(os.path.join(stale, "model.weights.h5"))
+    assert not runtime.current_export(stale)
+    assert runtime.has_onnx(stale)
+    # `--backend onnx` on a preset without an export fails with the command that makes one.
+    plain = str(tmp_path / "plain")
+    save_preset(tiny_predictor(), plain, {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo", "sample", "--model", plain, "--backend", "onnx", "--steps", "5", "--out", str(tmp_path / "s.svg")],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2 and "zoo export" in proc.stderr and "Traceback" not in proc.stderr
