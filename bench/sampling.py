@@ -210,6 +210,9 @@ def main():
         latency, load = first_sample_latency(folder, args.threads, synthesis)
         figures[f"{name}/ort_first_sample_s"] = round(latency, 3)
         figures[f"{name}/ort_session_load_s"] = round(load, 3)
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     # The headline figures are those of the paper-size synthesis network.
     head = "synthesis-3x400" if "synthesis-3x400" in args.models.split(",") else args.models.split(",")[0]
     for key in ("ort_loop_b1_ms_per_step", "ort_loop_b1_points_per_s", "ort_loop_b32_points_per_s", "ort_loop_b32_ms_per_step"):
