@@ -267,7 +267,7 @@ def test_cli_train_evaluate_sample_a_text_model(tmp_path):
     proc = zoo("evaluate", "--model", preset, "--text-file", train, "--dynamic", "--quiet")
     assert_clean(proc)
     scores = json.loads(proc.stdout)
-    assert {"bpc_static", "bpc_dynamic"} <= set(scores) and scores["symbols"] == len(text) - 1
+    assert {"bpc_static", "bpc_dynamic"} <= set(scores) and scores["symbols"] == len(text)
     proc = zoo("sample", "--model", preset, "--prime", "the ", "--length", "40", "--seed", "3")
     assert_clean(proc)
     assert proc.stdout.startswith("the ") and len(proc.stdout) == 4 + 40 + 1

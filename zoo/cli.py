@@ -367,9 +367,13 @@ def _evaluate_text(model, args) -> None:
     if not args.text_file:
         _fail(f"{args.model} is a text model: give the text to score with --text-file FILE")
     try:
-        ids = model.vocabulary.encode(read_corpus(args.text_file, model.vocabulary.level))
+        corpus = read_corpus(args.text_file, model.vocabulary.level)
     except TextDataError as exc:
         _fail(str(exc))
+    # A line break read first lets the model score every symbol of the file
+    # (its first one too), as a compressor of the same file would.
+    start = {"char": "\n", "byte": b"\n", "word": ["<eos>"]}[model.vocabulary.level]
+    ids = model.vocabulary.encode(start + corpus)
     result = {"model": args.model, "text_file": args.text_file}
     t0 = time.time()
     result.update(evaluate_text(model, ids, seq_length=args.seq_length, progress=not args.quiet))
@@ -408,7 +412,7 @@ def _sample_text(model, args) -> None:
     out = open(args.out, "w", encoding="utf-8") if args.out else None
     try:
         sys.stdout.write(args.prime)
-        for piece in sample_text(model, prime=args.prime, length=args.length, temperature=args.temperature, seed=args.seed):
+        for piece in sample_text(model, prime=args.prime, length=args.length, temperature=args.temperature, seed=args.seed, backend=args.backend):
             sys.stdout.write(piece)
             sys.stdout.flush()
             if out:
