@@ -2,8 +2,9 @@
 
 Every model kind contributes one function ``model -> Graphs`` registered with
 ``@kind("ClassName")``; `savedmodel.py` saves its functions as signatures and
-`onnx.py` converts its step and loop to ONNX. A new kind (the text model) adds
-one such function and nothing else here.
+`onnx.py` converts its step and loop to ONNX. Kinds: prediction, synthesis
+(noise-driven strokes) and text (symbols drawn by inverting the softmax's CDF
+with one uniform per symbol, ``zoo.sampling.text.pick_symbol``).
 
 The loops sample from noise given as an input, (steps, batch, 4) = u_component,
 z1, z2, u_eos as drawn by ``zoo.sampling.common.sampling_noise``, with the
@@ -21,9 +22,11 @@ from typing import Callable
 
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from zoo.layers import mixture
 from zoo.layers.window import past_the_end, soft_window, text_end_masks
+from zoo.sampling.text import pick_symbol
 
 KINDS: dict[str, Callable] = {}
 
@@ -74,10 +77,12 @@ def _fused_lstm_weights(cell):
     return tf.concat([cell.kernel, cell.recurrent_kernel], axis=0), tf.convert_to_tensor(cell.bias), tf.convert_to_tensor(cell.peephole)
 
 
-def _lstm(cell, weights, inputs, h, c):
-    """One PeepholeLSTM step with every gate from one matmul over [inputs..., h_{t-1}]."""
+def _lstm(cell, weights, inputs, h, c, projected=None):
+    """One PeepholeLSTM step with every gate from one matmul over [inputs..., h_{t-1}]
+    (plus ``projected``, an input projection the caller computed, e.g. rows looked up for one-hot inputs)."""
     kernel, bias, peephole = weights
-    return cell.gates(tf.matmul(tf.concat(list(inputs) + [h], axis=-1), kernel) + bias, c, peephole)
+    z = tf.matmul(tf.concat(list(inputs) + [h], axis=-1), kernel) + bias
+    return cell.gates(z if projected is None else z + projected, c, peephole)
 
 
 def _head_weights(model):
@@ -324,3 +329,140 @@ def synthesis_graphs(model) -> Graphs:
     info["window_components"] = k
     info["alphabet"] = model.alphabet.get_config()
     return Graphs("synthesis", step, loop, {"log_likelihood": log_likelihood, "write": write}, info)
+
+
+# ---------------------------------------------------------------- text
+
+
+@kind("LanguageModel")
+def text_graphs(model) -> Graphs:
+    """Symbols one at a time (Graves sec. 3): ids + state -> logits (eq. 1-3) + new state; sampling
+    draws each symbol by inverting softmax(logits / temperature)'s CDF at a given uniform (pick_symbol)."""
+    cells, n_layers, units, v = model.cells, model.num_layers, model.units, model.vocab_size
+
+    def weights():
+        # x_t is one-hot: W_ihn x_t is row x_t of the kernel's first v rows (as LanguageModel.call);
+        # the rest of the kernel (layer n > 1: W_h(n-1)hn) and the recurrent kernel are one fused matmul.
+        lstm_w = []
+        for cell in cells:
+            kernel, bias, peephole = _fused_lstm_weights(cell)
+            lstm_w.append((kernel[:v], (kernel[v:], bias, peephole)))
+        return lstm_w, (tf.convert_to_tensor(model.output_kernel), tf.convert_to_tensor(model.output_bias))
+
+    def core(w, ids, hs, cs):
+        lstm_w, (out_k, out_b) = w
+        new_h, new_c = [], []
+        for cell, (rows, cw), h, c in zip(cells, lstm_w, hs, cs):
+            below = [] if not new_h else [new_h[-1]]
+            h, c = _lstm(cell, cw, below, h, c, projected=tf.gather(rows, ids))  # eq. 1-2
+            new_h.append(h)
+            new_c.append(c)
+        return tf.matmul(tf.concat(new_h, axis=-1), out_k) + out_b, new_h, new_c  # eq. 3
+
+    state_spec = [_spec((n_layers, None, units), name="h"), _spec((n_layers, None, units), name="c")]
+
+    @tf.function(input_signature=[_spec((None,), tf.int32, "ids"), *state_spec, _spec((None,), name="u"), _spec((), name="temperature")])
+    def step(ids, h, c, u, temperature):
+        logits, hs, cs = core(weights(), ids, tf.unstack(h, n_layers), tf.unstack(c, n_layers))
+        return {"logits": logits, "next_id": pick_symbol(logits, u, temperature), "h_next": tf.stack(hs), "c_next": tf.stack(cs)}
+
+    def run_loop(prime, h, c, uniforms, temperature):
+        """Read prime (B, P >= 1), then draw one symbol per row of uniforms (L, B): ids (L, B); P + L >= 2.
+
+        One loop of P - 1 + L steps: step t reads prime[:, t] while t < P, else the symbol drawn
+        at step t - 1; only the draws from step P - 1 on are kept (those of the prime's steps are
+        made with a spare uniform and dropped)."""
+        w = weights()
+        p, length = tf.shape(prime)[1], tf.shape(uniforms)[0]
+        first, total = p - 1, p - 1 + length
+        uniforms = tf.concat([uniforms, tf.fill([1, tf.shape(prime)[0]], 0.5)], axis=0)  # the spare
+
+        def body(t, x, hs, cs, drawn):
+            logits, hs, cs = core(w, x, hs, cs)
+            nxt = pick_symbol(logits, tf.gather(uniforms, tf.where(t < first, length, t - first)), temperature)
+            x = tf.where(t + 1 < p, tf.gather(prime, tf.minimum(t + 1, p - 1), axis=1), nxt)
+            return t + 1, x, hs, cs, drawn.write(t, nxt)
+
+        _, _, hs, cs, drawn = tf.while_loop(
+            lambda t, *_: t < total,
+            body,
+            (tf.constant(0), prime[:, 0], tf.unstack(h, n_layers), tf.unstack(c, n_layers), tf.TensorArray(tf.int32, size=total, element_shape=[None])),
+        )
+        return drawn.stack()[first:], tf.stack(hs), tf.stack(cs)
+
+    loop_spec = [_spec((None, None), tf.int32, "prime"), *state_spec, _spec((None, None), name="uniforms"), _spec((), name="temperature")]
+
+    @tf.function(input_signature=loop_spec)
+    def loop(prime, h, c, uniforms, temperature):
+        ids, h, c = run_loop(prime, h, c, uniforms, temperature)
+        return {"ids": ids, "h_final": h, "c_final": c}
+
+    @tf.function(input_signature=[_spec((None, None), tf.int32, "inputs"), _spec((None, None), tf.int32, "targets"), _spec((None, None), name="mask")])
+    def log_likelihood(inputs, targets, mask):
+        """nats per line: sum over t of mask * log Pr(targets_t | inputs_<=t) (eq. 12-13), from a zero state."""
+        nll = ops.sparse_categorical_crossentropy(targets, model(inputs), from_logits=True)
+        return {"log_likelihood": -tf.reduce_sum(nll * mask, axis=1)}
+
+    vocab = model.vocabulary
+    start = _text_start(vocab)
+
+    @tf.function(input_signature=[_spec((), tf.string, "prime"), _spec((), tf.int32, "count"), _spec((), tf.int32, "length"), _spec((), name="temperature"), _spec((), tf.int64, "seed")])
+    def sample(prime, count, length, temperature, seed):
+        """A prime string -> ``count`` continuations of ``length`` symbols: ids (count, length) and text (count,).
+        The uniforms come from TF's stateless generator, so the text is not numpy's for the same seed
+        (feed numpy's uniforms to ``sample_loop`` for that)."""
+        ids = _encode_text(vocab, prime)
+        ids = tf.cond(tf.size(ids) > 0, lambda: ids, lambda: tf.constant(start))
+        uniforms = tf.random.stateless_uniform(tf.stack([length, count]), seed=tf.stack([seed, tf.constant(0, tf.int64)]))
+        zeros = tf.zeros([n_layers, count, units])
+        drawn, _, _ = run_loop(tf.tile(ids[None], [count, 1]), zeros, zeros, uniforms, temperature)
+        drawn = tf.transpose(drawn)
+        return {"ids": drawn, "text": _decode_text(vocab, drawn)}
+
+    info = {
+        "kind": "text",
+        "model": type(model).__name__,
+        "units": units,
+        "num_layers": n_layers,
+        "vocab_size": v,
+        "level": vocab.level,
+        "state": {"h": [n_layers, "batch", units], "c": [n_layers, "batch", units]},
+    }
+    if len(vocab.symbols) <= 1000:  # the runtime reads it from config.json, or here when an export has none
+        info["vocabulary"] = vocab.get_config()
+    return Graphs("text", step, loop, {"log_likelihood": log_likelihood, "sample": sample}, info)
+
+
+def _text_start(vocab) -> np.ndarray:
+    from zoo.sampling.common import text_prime_ids
+
+    return text_prime_ids(vocab, "")
+
+
+def _encode_text(vocab, text):
+    """A string -> ids (P,) in the graph, as Vocabulary.encode (unknown symbols -> 0)."""
+    if vocab.level == "byte":
+        return tf.cast(tf.io.decode_raw(text, tf.uint8), tf.int32) + 1
+    if vocab.level == "word":
+        words = tf.strings.split(text)
+        match = tf.equal(words[:, None], tf.constant(vocab.symbols)[None, :])
+        return tf.where(tf.reduce_any(match, axis=1), tf.cast(tf.argmax(tf.cast(match, tf.int32), axis=1), tf.int32) + 1, 0)
+    table = np.zeros(max([ord(s) for s in vocab.symbols] + [0]) + 2, np.int32)
+    for s, i in vocab.index.items():
+        table[ord(s)] = i
+    cp = tf.strings.unicode_decode(text, "UTF-8")
+    return tf.gather(tf.constant(table), tf.minimum(cp, len(table) - 1))
+
+
+def _decode_text(vocab, ids):
+    """ids (B, L) -> strings (B,), as Vocabulary.decode (bytes as UTF-8 with U+FFFD for broken characters)."""
+    if vocab.level == "byte":
+        pieces = tf.constant([b""] + [bytes([b]) for b in range(256)])
+        raw = tf.strings.reduce_join(tf.gather(pieces, ids), axis=-1)
+        return tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace")
+    unknown = "<unk>" if vocab.level == "word" else "\ufffd"
+    pieces = tf.gather(tf.constant([unknown] + [str(s) for s in vocab.symbols]), ids)
+    if vocab.level == "word":
+        text = tf.strings.reduce_join(pieces, axis=-1, separator=" ")
+        return tf.strings.regex_replace(text, " ?<eos> ?", "\n")
+    return tf.strings.reduce_join(pieces, axis=-1)

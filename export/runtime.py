@@ -5,11 +5,15 @@
     strokes = model.sample(steps=700, count=4, bias=0.5, seed=1)   # (4, 700, 3) raw pen offsets
     writer = load("saved_models/iam-synthesis")
     lines = writer.write(["Hello world"], bias=1.0, seed=0)        # one (N, 3) array per line
+    lm = load("runs/text/preset")                                  # a text model
+    for piece in lm.sample_text(prime="The ", length=200, temperature=0.8, seed=0):
+        print(piece, end="")
 
-The API and the strokes are those of ``zoo.sampling.handwriting`` (same noise
-from the same seed, same stopping rule and step cap): the whole sampling loop
-runs inside onnxruntime (``loop.onnx``); ``use_loop=False`` drives the step
-graph (``model.onnx``) from Python instead.
+The API and the strokes (the text) are those of ``zoo.sampling.handwriting``
+(``zoo.sampling.text``): same noise (uniforms) from the same seed, same
+stopping rule and step cap. The whole sampling loop runs inside onnxruntime
+(``loop.onnx``; text: in chunks of symbols, so it still streams);
+``use_loop=False`` drives the step graph (``model.onnx``) from Python instead.
 
 On a machine with ``onnxruntime-gpu`` (installed *instead of* ``onnxruntime``)
 and a GPU, sessions use the CUDAExecutionProvider; otherwise the CPU, with
@@ -27,7 +31,20 @@ import numpy as np
 import onnxruntime as ort
 
 from zoo.data.alphabet import Alphabet
-from zoo.sampling.common import denormalize, encode_lines, finish_lines, normalize, resolve_prime, sampling_noise, step_cap
+from zoo.data.text import Vocabulary
+from zoo.sampling.common import (
+    TextPieces,
+    check_text_args,
+    denormalize,
+    encode_lines,
+    finish_lines,
+    normalize,
+    resolve_prime,
+    sampling_noise,
+    step_cap,
+    text_prime_ids,
+    text_uniforms,
+)
 
 METADATA, STEP_FILE, LOOP_FILE, STYLES = "metadata.json", "model.onnx", "loop.onnx", "styles.npz"
 EXPORT_COMMAND = "python -m zoo export --model PRESET --format onnx --out FOLDER"
@@ -146,8 +163,8 @@ class OnnxModel:
         graphs = entry["onnx"]["graphs"]
         self.step_session = session(os.path.join(folder, graphs["step"]["file"]), threads, provider_list)
         self.loop_session = session(os.path.join(folder, graphs["loop"]["file"]), threads, provider_list)
-        self.offset_mean = np.asarray(self.info["offset_mean"], np.float32)
-        self.offset_std = np.asarray(self.info["offset_std"], np.float32)
+        self.offset_mean = np.asarray(self.info.get("offset_mean", (0.0, 0.0)), np.float32)  # handwriting kinds
+        self.offset_std = np.asarray(self.info.get("offset_std", (1.0, 1.0)), np.float32)
         self.load_seconds = time.perf_counter() - t0
 
     @staticmethod
@@ -255,3 +272,60 @@ class SynthesisModel(OnnxModel):
             phis = phis.transpose(1, 0, 2)
             return offsets, [(phis[b, : ends[b], : lengths[b]], texts[b]) for b in range(count)]
         return offsets
+
+
+@runtime("text")
+class TextModel(OnnxModel):
+    """A language model: symbols drawn by inverting softmax(logits / temperature)'s CDF, one uniform per symbol."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        config = None
+        path = os.path.join(self.folder, "config.json")
+        if os.path.isfile(path):  # the preset's own vocabulary
+            with open(path) as f:
+                config = json.load(f).get("config", {}).get("vocabulary")
+        config = config or self.info.get("vocabulary")
+        if config is None:
+            raise ExportNotFound(f"{self.folder} has neither a config.json nor a vocabulary in {METADATA}; export the preset folder again with: {EXPORT_COMMAND}")
+        self.vocabulary = Vocabulary.from_config(config)
+
+    def step(self, ids, state: dict, u, temperature: float = 1.0) -> dict:
+        """One symbol: ids (B,) + state -> ``logits`` (B, V), ``next_id`` drawn with uniforms ``u`` (B,), ``h_next``, ``c_next``."""
+        feeds = {"ids": np.asarray(ids, np.int32), **state, "u": np.asarray(u, np.float32), "temperature": np.asarray(temperature, np.float32)}
+        return self._run(self.step_session, feeds)
+
+    def sample_ids(self, prime_ids, uniforms, temperature: float = 1.0, state: dict | None = None, use_loop: bool = True):
+        """Read ``prime_ids`` (B, P >= 1), then draw one symbol per row of ``uniforms`` (L, B): ids (L, B) and the final state."""
+        prime_ids, uniforms = np.asarray(prime_ids, np.int32), np.asarray(uniforms, np.float32)
+        state = state if state is not None else self.zero_state(prime_ids.shape[0])
+        temperature = np.asarray(temperature, np.float32)
+        if use_loop:
+            out = self._run(self.loop_session, {"prime": prime_ids, **state, "uniforms": uniforms, "temperature": temperature})
+            return out["ids"], {k: out[f"{k}_final"] for k in state}
+        spare = np.full(prime_ids.shape[0], 0.5, np.float32)
+        for t in range(prime_ids.shape[1] - 1):
+            out = self.step(prime_ids[:, t], state, spare, temperature)
+            state = {k: out[f"{k}_next"] for k in state}
+        ids, drawn = prime_ids[:, -1], np.zeros(uniforms.shape, np.int32)
+        for t in range(len(uniforms)):
+            out = self.step(ids, state, uniforms[t], temperature)
+            ids = drawn[t] = out["next_id"]
+            state = {k: out[f"{k}_next"] for k in state}
+        return drawn, state
+
+    def sample_text(self, prime: str = "", length: int = 500, temperature: float = 1.0, seed: int = 0, use_loop: bool = True, chunk: int = 64):
+        """As zoo.sampling.text.sample_text: yield the continuation of ``prime`` piece by piece, the same text for the same seed.
+
+        The loop graph draws ``chunk`` symbols per call (the state carried between calls), so pieces stream."""
+        check_text_args(length, temperature)
+        uniforms = text_uniforms(length, 1, seed)
+        ids, state = text_prime_ids(self.vocabulary, prime)[None], None
+        pieces = TextPieces(self.vocabulary)
+        for a in range(0, length, chunk if use_loop else 1):
+            drawn, state = self.sample_ids(ids, uniforms[a : a + chunk if use_loop else a + 1], temperature, state, use_loop)
+            for k in drawn[:, 0]:
+                piece = pieces(int(k))
+                if piece:
+                    yield piece
+            ids = drawn[-1:].T

@@ -220,3 +220,142 @@ def test_missing_corrupt_and_stale_exports(exported, tmp_path):
         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 2 and "zoo export" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- text
+
+
+def tiny_language_model(level="char"):
+    from zoo.data.text import Vocabulary
+    from zoo.models.language import LanguageModel
+
+    keras.utils.set_random_seed(3)
+    vocab = Vocabulary(list("abcdefgh \n"), "char") if level == "char" else Vocabulary(list(range(256)), "byte")
+    m = LanguageModel(vocab, units=16, num_layers=2)
+    m.build()
+    m.output_kernel.assign(m.output_kernel * 6.0)  # peaky softmax: the prime and the state matter to the draws
+    return m
+
+
+@pytest.fixture(scope="module")
+def text_exported(tmp_path_factory):
+    """A tiny character model exported in both formats, and a byte model in ONNX."""
+    root = tmp_path_factory.mktemp("export-text")
+    char, byte = str(root / "char"), str(root / "byte")
+    save_preset(tiny_language_model("char"), char, {"model": "LanguageModel"})
+    entry = export_model(char, char)
+    assert entry["runtime"]["kind"] == "text" and entry["onnx"]["graphs"]["loop"]["outputs"] == ["c_final", "h_final", "ids"]
+    save_preset(tiny_language_model("byte"), byte, {"model": "LanguageModel"})
+    export_model(byte, byte, formats=("onnx",))
+    return {"char": char, "byte": byte}
+
+
+def _text_step_feeds(model, batch, rng):
+    n, h = model.num_layers, model.units
+    return {
+        "ids": rng.integers(0, model.vocab_size, batch).astype("int32"),
+        "h": rng.normal(size=(n, batch, h)).astype("float32") * 0.5,
+        "c": rng.normal(size=(n, batch, h)).astype("float32"),
+        "u": rng.random(batch).astype("float32"),
+        "temperature": np.asarray(0.8, np.float32),
+    }
+
+
+def test_text_step_and_loop_match_tensorflow_and_keras(text_exported):
+    from zoo.sampling.common import text_uniforms
+    from zoo.sampling.text import pick_symbol
+
+    folder = text_exported["char"]
+    model, sampler = from_preset(folder), runtime.load(folder)
+    graphs = graphs_for(model)
+    feeds = _text_step_feeds(model, 3, np.random.default_rng(0))
+    tf_out = {k: v.numpy() for k, v in graphs.step(**feeds).items()}
+    ort_out = _ort_run(sampler.step_session, feeds)
+    assert set(ort_out) == set(tf_out) == {"logits", "next_id", "h_next", "c_next"}
+    for k in ("logits", "h_next", "c_next"):
+        np.testing.assert_allclose(ort_out[k], tf_out[k], atol=1e-4, rtol=1e-4, err_msg=k)
+    np.testing.assert_array_equal(ort_out["next_id"], tf_out["next_id"])
+    # The fused step is the Keras model's step, and the draw is pick_symbol's.
+    state = [(feeds["h"][i], feeds["c"][i]) for i in range(model.num_layers)]
+    logits, new_state = model(feeds["ids"][:, None], initial_state=state, return_state=True)
+    np.testing.assert_allclose(ort_out["logits"], keras.ops.convert_to_numpy(logits[:, 0]), atol=1e-4)
+    np.testing.assert_allclose(ort_out["h_next"][-1], keras.ops.convert_to_numpy(new_state[-1][0]), atol=1e-4)
+    np.testing.assert_array_equal(ort_out["next_id"], keras.ops.convert_to_numpy(pick_symbol(logits[:, 0], feeds["u"], 0.8)))
+    # The whole loop: same uniforms, same ids in TensorFlow, onnxruntime and its step graph.
+    prime = np.asarray([[1, 2, 3, 4], [5, 5, 9, 0], [10, 1, 1, 2]], np.int32)
+    uniforms = text_uniforms(50, 3, seed=2)
+    z = np.zeros((model.num_layers, 3, model.units), np.float32)
+    loop_feeds = {"prime": prime, "h": z, "c": z, "uniforms": uniforms, "temperature": np.asarray(0.9, np.float32)}
+    tf_ids = graphs.loop(**loop_feeds)["ids"].numpy()
+    ort_ids, ort_state = sampler.sample_ids(prime, uniforms, 0.9)
+    step_ids, step_state = sampler.sample_ids(prime, uniforms, 0.9, use_loop=False)
+    assert tf_ids.shape == (50, 3) and len(np.unique(tf_ids)) > 3
+    np.testing.assert_array_equal(ort_ids, tf_ids)
+    np.testing.assert_array_equal(step_ids, tf_ids)
+    np.testing.assert_allclose(ort_state["h"], step_state["h"], atol=1e-5)
+    # Different primes lead to different text (the loop reads them).
+    assert not np.array_equal(tf_ids[:, 0], tf_ids[:, 1])
+
+
+@pytest.mark.parametrize("level", ["char", "byte"])
+def test_text_runtime_gives_the_keras_text_for_a_seed(text_exported, level):
+    from zoo.sampling.text import sample_text
+
+    folder = text_exported[level]
+    model, sampler = from_preset(folder), runtime.load(folder)
+    for prime, temperature in (("abc", 0.7), ("", 1.0)):
+        keras_text = "".join(sample_text(model, prime, 90, temperature, seed=4, backend="keras"))
+        assert len(keras_text) > 20
+        for kw in ({}, {"chunk": 7}, {"use_loop": False}):
+            assert "".join(sampler.sample_text(prime, 90, temperature, seed=4, **kw)) == keras_text, (prime, kw)
+        # sample_text on a preset with a current export takes the onnxruntime path by default.
+        assert "".join(sample_text(model, prime, 90, temperature, seed=4)) == keras_text
+        assert model._onnx_sampler.folder == folder
+    with pytest.raises(ValueError, match="temperature"):
+        next(sampler.sample_text("a", 5, temperature=0))
+
+
+def test_text_saved_model_reload(text_exported):
+    folder = text_exported["char"]
+    model = from_preset(folder)
+    loaded = tf.saved_model.load(os.path.join(folder, "saved_model"))
+    assert {"step", "sample_loop", "log_likelihood", "sample"} <= set(loaded.signatures)
+    rng = np.random.default_rng(5)
+    ids = rng.integers(1, model.vocab_size, (2, 12)).astype("int32")
+    mask = np.ones((2, 11), np.float32)
+    mask[1, 7:] = 0
+    got = loaded.signatures["log_likelihood"](inputs=tf.constant(ids[:, :-1]), targets=tf.constant(ids[:, 1:]), mask=tf.constant(mask))["log_likelihood"].numpy()
+    nll = keras.ops.sparse_categorical_crossentropy(ids[:, 1:], model(ids[:, :-1]), from_logits=True)
+    np.testing.assert_allclose(got, -np.sum(keras.ops.convert_to_numpy(nll) * mask, axis=1), rtol=1e-5, atol=1e-4)
+    feeds = _text_step_feeds(model, 2, rng)
+    step = loaded.signatures["step"](**{k: tf.constant(v) for k, v in feeds.items()})
+    ort_out = _ort_run(runtime.load(folder).step_session, feeds)
+    np.testing.assert_allclose(step["logits"].numpy(), ort_out["logits"], atol=1e-4)
+    np.testing.assert_array_equal(step["next_id"].numpy(), ort_out["next_id"])
+    sampled = loaded.signatures["sample"](prime=tf.constant("abc"), count=tf.constant(2), length=tf.constant(15), temperature=tf.constant(1.0), seed=tf.constant(1, tf.int64))
+    assert sampled["ids"].shape == (2, 15)
+    assert [t.decode() for t in sampled["text"].numpy()] == [model.vocabulary.decode(i) for i in sampled["ids"].numpy()]
+
+
+def test_zoo_sample_text_keras_and_onnx_agree(text_exported, capsys):
+    from zoo.cli import main
+
+    texts = {}
+    for backend in ("keras", "onnx", "auto"):
+        main(["sample", "--model", text_exported["char"], "--prime", "ab", "--length", "80", "--seed", "6", "--temperature", "0.8", "--backend", backend])
+        texts[backend] = capsys.readouterr().out
+    assert texts["keras"].startswith("ab") and len(texts["keras"]) == 2 + 80 + 1
+    assert texts["onnx"] == texts["keras"] == texts["auto"]
+
+
+def test_text_runtime_imports_no_tensorflow(text_exported):
+    code = (
+        "import sys\n"
+        "for name in ('tensorflow', 'keras', 'tensorflow_probability', 'tf2onnx'):\n"
+        "    sys.modules[name] = None\n"
+        "from export.runtime import load\n"
+        f"print(len(''.join(load({text_exported['char']!r}).sample_text('ab', 30, seed=1))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["30"]

@@ -1,15 +1,47 @@
-"""The numpy-only half of handwriting sampling, shared by the Keras samplers
-(``zoo.sampling.handwriting``) and the onnxruntime one (``export/runtime.py``).
+"""The numpy-only half of sampling, shared by the Keras samplers
+(``zoo.sampling.handwriting``, ``zoo.sampling.text``) and the onnxruntime ones
+(``export/runtime.py``).
 
 Nothing here imports TensorFlow or Keras: the noise, the text encoding with
-its stopping-rule padding, the step cap and the finishing of sampled lines
-are the same whichever engine runs the network, so the two give the same
-strokes for the same seed.
+its stopping-rule padding, the step cap and the finishing of sampled lines,
+the text model's uniforms, prime and streamed pieces, and the choice of
+engine (``onnx_sampler``) are the same whichever engine runs the network, so
+the two give the same strokes (and the same text) for the same seed.
 """
 
 from __future__ import annotations
 
+import codecs
+
 import numpy as np
+
+
+BACKENDS = ("auto", "keras", "onnx")
+
+
+def onnx_sampler(model, backend: str = "auto"):
+    """The onnxruntime sampler of ``model``'s preset folder, or None to sample with Keras.
+
+    ``auto``: onnxruntime when the model was loaded by from_preset from a folder
+    whose ONNX export was made from the weights it holds now; ``keras``: never;
+    ``onnx``: always, failing with the command that makes the export.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+    if backend == "keras":
+        return None
+    from export import runtime
+
+    folder = getattr(model, "preset_folder", None)
+    if backend == "auto" and not (folder and runtime.current_export(folder)):
+        return None
+    if folder is None:
+        raise ValueError("backend='onnx' needs a model loaded with from_preset() from a folder with an ONNX export")
+    cached = getattr(model, "_onnx_sampler", None)
+    if cached is None or cached.folder != folder:
+        cached = runtime.load(folder)
+        model._onnx_sampler = cached
+    return cached
 
 
 def sampling_noise(steps: int, count: int, seed: int) -> np.ndarray:
@@ -68,3 +100,45 @@ def finish_lines(points, ends, mean, std) -> list[np.ndarray]:
     for off in offsets:
         off[-1, 2] = 1.0
     return offsets
+
+
+# ---------------------------------------------------------------- text (zoo.sampling.text, export/runtime.py)
+
+
+def check_text_args(length: int, temperature: float) -> None:
+    if length < 0:
+        raise ValueError(f"length must be >= 0, got {length}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}; small values (0.5) give safer text, 1 the model's own distribution")
+
+
+def text_uniforms(length: int, count: int, seed: int) -> np.ndarray:
+    """(length, count): one uniform per symbol to draw, for the inverse-CDF pick (zoo.sampling.text.pick_symbol)."""
+    return np.random.default_rng(seed).random((length, count)).astype(np.float32)
+
+
+def text_prime_ids(vocab, prime) -> np.ndarray:
+    """The ids read before the first draw: the prime's (unknown symbols as id 0), or without
+    a prime a line break (``<eos>`` for words; a space for vocabularies without a line break)."""
+    prime_ids = vocab.encode(prime) if prime else np.zeros(0, np.int32)
+    if not len(prime_ids):
+        start = vocab.encode("\n" if vocab.level != "word" else ["<eos>"])
+        prime_ids = start if start[0] != 0 else vocab.encode(" ")
+    return np.asarray(prime_ids, np.int32)
+
+
+class TextPieces:
+    """Sampled ids -> the pieces of text to stream: bytes decoded as UTF-8 incrementally
+    (a piece may wait for the rest of its character), words followed by a space or a line break."""
+
+    def __init__(self, vocab):
+        self.vocab = vocab
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if vocab.level == "byte" else None
+
+    def __call__(self, k: int) -> str:
+        if self.decoder is not None:
+            return self.decoder.decode(bytes([k - 1]) if k > 0 else b"")
+        piece = self.vocab.decode([k])
+        if self.vocab.level == "word":
+            return piece if piece == "\n" else piece + " "
+        return piece

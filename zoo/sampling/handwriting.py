@@ -13,7 +13,7 @@ from keras import ops
 from zoo import backend as zoo_backend
 from zoo.layers import mixture
 from zoo.layers.window import past_the_end, text_end_masks
-from zoo.sampling.common import encode_lines, finish_lines, resolve_prime, sampling_noise, step_cap
+from zoo.sampling.common import BACKENDS, encode_lines, finish_lines, onnx_sampler, resolve_prime, sampling_noise, step_cap  # noqa: F401
 
 
 def make_step(model, bias: float):
@@ -25,34 +25,6 @@ def make_step(model, bias: float):
         return point[:, None, :], state
 
     return zoo_backend.compile_function(step, jit_compile=False)
-
-
-BACKENDS = ("auto", "keras", "onnx")
-
-
-def onnx_sampler(model, backend: str = "auto"):
-    """The onnxruntime sampler of ``model``'s preset folder, or None to sample with Keras.
-
-    ``auto``: onnxruntime when the model was loaded by from_preset from a folder
-    whose ONNX export was made from the weights it holds now; ``keras``: never;
-    ``onnx``: always, failing with the command that makes the export.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
-    if backend == "keras":
-        return None
-    from export import runtime
-
-    folder = getattr(model, "preset_folder", None)
-    if backend == "auto" and not (folder and runtime.current_export(folder)):
-        return None
-    if folder is None:
-        raise ValueError("backend='onnx' needs a model loaded with from_preset() from a folder with an ONNX export")
-    cached = getattr(model, "_onnx_sampler", None)
-    if cached is None or cached.folder != folder:
-        cached = runtime.load(folder)
-        model._onnx_sampler = cached
-    return cached
 
 
 def sample_unconditional(model, steps: int = 700, count: int = 1, bias: float = 0.0, seed: int = 0, backend: str = "auto") -> np.ndarray:

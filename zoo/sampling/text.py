@@ -8,13 +8,13 @@ and an exported step can take the same noise.
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Iterator
 
 import numpy as np
 from keras import ops
 
 from zoo import backend
+from zoo.sampling.common import TextPieces, check_text_args, onnx_sampler, text_prime_ids, text_uniforms
 
 
 def pick_symbol(logits, u, temperature):
@@ -34,36 +34,30 @@ def make_text_step(model):
     return backend.compile_function(step, jit_compile=False)
 
 
-def sample_text(model, prime: str = "", length: int = 500, temperature: float = 1.0, seed: int = 0) -> Iterator[str]:
+def sample_text(
+    model, prime: str = "", length: int = 500, temperature: float = 1.0, seed: int = 0, backend: str = "auto"
+) -> Iterator[str]:
     """Yield the continuation of ``prime`` piece by piece (stream it as it comes).
 
-    Symbols outside the vocabulary in the prime are read as the unknown symbol."""
-    if length < 0:
-        raise ValueError(f"length must be >= 0, got {length}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}; small values (0.5) give safer text, 1 the model's own distribution")
-    vocab = model.vocabulary
-    prime_ids = vocab.encode(prime) if prime else np.zeros(0, np.int32)
-    # Without a prime the first symbol read is a line break (a space for byte models without one).
-    if not len(prime_ids):
-        start = vocab.encode("\n" if vocab.level != "word" else ["<eos>"])
-        prime_ids = start if start[0] != 0 else vocab.encode(" ")
+    Symbols outside the vocabulary in the prime are read as the unknown symbol.
+    ``backend`` picks Keras or onnxruntime as for handwriting (``auto``: onnxruntime
+    when the preset carries a current ONNX export); both give the same text for a seed."""
+    check_text_args(length, temperature)
+    fast = onnx_sampler(model, backend)
+    if fast is not None:
+        yield from fast.sample_text(prime=prime, length=length, temperature=temperature, seed=seed)
+        return
+    prime_ids = text_prime_ids(model.vocabulary, prime)
     step = make_text_step(model)
-    uniforms = np.random.default_rng(seed).random((length, 1)).astype(np.float32)
+    uniforms = text_uniforms(length, 1, seed)
     temperature = np.float32(temperature)
     state = model.zero_state(1)
-    ids = prime_ids[None, :].astype(np.int32)
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if vocab.level == "byte" else None
+    ids = prime_ids[None, :]
+    pieces = TextPieces(model.vocabulary)
     for t in range(length):
         nxt, state = step(ids, state, uniforms[t], temperature)
         k = int(ops.convert_to_numpy(nxt)[0])
         ids = np.array([[k]], np.int32)
-        if decoder is not None:
-            piece = decoder.decode(bytes([k - 1]) if k > 0 else b"")
-        elif vocab.level == "word":
-            piece = vocab.decode([k])
-            piece = piece if piece == "\n" else piece + " "
-        else:
-            piece = vocab.decode([k])
+        piece = pieces(k)
         if piece:
             yield piece
