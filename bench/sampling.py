@@ -8,8 +8,14 @@ driving the step graph from Python, and onnxruntime's whole-loop graph; the
 ratios are to tf.function. Also the first-sample latency of the onnxruntime
 sampler including loading its sessions.
 
+The text models (a 1 x 256 character model with random weights over a
+50-symbol vocabulary, and every shipped text preset) are measured the same
+way in characters per second: tf.function (the Keras sampler, which reads
+each drawn symbol back to stream it), onnxruntime driving the step graph, and
+onnxruntime's whole-loop graph.
+
     python bench/sampling.py                 # table
-    python bench/sampling.py --json          # one JSON object (ort_loop_b1_ms_per_step, ...)
+    python bench/sampling.py --json          # one JSON object (ort_loop_b1_ms_per_step, text_chars_per_s, ...)
 
 Timings depend on the machine and on what else runs on it; the minimum over
 --repeats runs is reported.
@@ -170,6 +176,75 @@ def paper_size_synthesis(alphabet, folder):
     return from_preset(folder)
 
 
+TEXT_ENGINES = ["tf_function", "ort_step", "ort_loop"]
+TEXT_SYMBOLS = "etaoinshrdlcumwfgypbvkjxqzETAOINSHRDLCUM .,;'\n-!?"  # 49 symbols + unknown = 50
+
+
+def bench_text_model(model, folder, batch, steps, repeats, engines, threads):
+    """{engine: (ms per symbol, characters per second)} for drawing ``steps`` symbols for each of ``batch`` lines."""
+    import numpy as np
+    from keras import ops
+
+    from export import runtime
+    from zoo.sampling.common import text_prime_ids, text_uniforms
+    from zoo.sampling.text import make_text_step
+
+    uniforms = text_uniforms(steps, batch, 0)
+    prime = np.repeat(text_prime_ids(model.vocabulary, "")[None, -1:], batch, 0)
+    temperature = np.float32(1.0)
+    results = {}
+    for engine in engines:
+        if engine == "tf_function":
+            step = make_text_step(model)
+
+            def run():
+                ids, state = prime, model.zero_state(batch)
+                for t in range(steps):
+                    nxt, state = step(ids, state, uniforms[t], temperature)
+                    ids = ops.convert_to_numpy(nxt)[:, None]  # as sample_text, which streams each symbol
+                return steps
+
+        else:
+            sampler = runtime.load(folder, threads=threads)
+            use_loop = engine == "ort_loop"
+
+            def run():
+                return len(sampler.sample_ids(prime, uniforms, temperature, use_loop=use_loop)[0])
+
+        run()  # trace / warm up
+        dt, n = _timed(run, repeats)
+        results[engine] = (1e3 * dt / n, batch * n / dt)
+    return results
+
+
+def random_text_model(folder, units=256, layers=1):
+    """A units x layers character model over TEXT_SYMBOLS with random weights, exported (ONNX) to ``folder``."""
+    import keras
+
+    from export import export_model
+    from zoo.data.text import Vocabulary
+    from zoo.models.language import LanguageModel
+    from zoo.presets import from_preset, save_preset
+
+    keras.utils.set_random_seed(0)
+    model = LanguageModel(Vocabulary(list(TEXT_SYMBOLS), "char"), units=units, num_layers=layers)
+    model.build()
+    save_preset(model, folder, {"model": "LanguageModel", "note": "random weights, for timing"})
+    export_model(folder, folder, formats=("onnx",))
+    return from_preset(folder)
+
+
+def shipped_text_presets() -> list[str]:
+    from zoo.presets import PRESETS_DIR, list_presets
+
+    names = []
+    for name in list_presets():
+        with open(os.path.join(PRESETS_DIR, name, "config.json")) as f:
+            if json.load(f).get("class_name") == "LanguageModel":
+                names.append(name)
+    return names
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=300, help="sampling steps per timed run (default: %(default)s)")
@@ -178,6 +253,8 @@ def main():
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: export.runtime's)")
     p.add_argument("--models", default="synthesis-3x400,iam-synthesis,iam-prediction")
     p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--text-models", default="text-1x256,shipped", help="text-1x256 (random weights) and/or preset names; shipped: every shipped text preset; none to skip")
+    p.add_argument("--text-steps", type=int, default=500, help="symbols per timed text run (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args()
     _silence_native_stderr()
@@ -187,7 +264,7 @@ def main():
     batches = [int(b) for b in args.batches.split(",")]
     figures, table = {"cpu_count": os.cpu_count(), "steps": args.steps}, []
     tmp = tempfile.mkdtemp(prefix="bench-sampling-")
-    for name in args.models.split(","):
+    for name in [n for n in args.models.split(",") if n]:  # --models "" times the text models only
         if name == "synthesis-3x400":
             folder = os.path.join(tmp, name)
             model = paper_size_synthesis(from_preset("iam-synthesis").alphabet, folder)
@@ -210,6 +287,28 @@ def main():
         latency, load = first_sample_latency(folder, args.threads, synthesis)
         figures[f"{name}/ort_first_sample_s"] = round(latency, 3)
         figures[f"{name}/ort_session_load_s"] = round(load, 3)
+    text_names = [n for n in args.text_models.split(",") if n and n != "none"]
+    if "shipped" in text_names:
+        text_names = [n for n in text_names if n != "shipped"] + shipped_text_presets()
+    for name in text_names:
+        from export import runtime
+
+        if name == "text-1x256":
+            folder = os.path.join(tmp, name)
+            model = random_text_model(folder)
+        else:
+            folder = preset_path(name)
+            model = from_preset(folder)
+            if not runtime.has_onnx(folder):
+                print(f"{name}: no ONNX export; run python -m zoo export --model {name} --format all --out {folder}", file=sys.stderr)
+                continue
+        for batch in batches:
+            res = bench_text_model(model, folder, batch, args.text_steps, args.repeats, TEXT_ENGINES, args.threads)
+            base = res["tf_function"][1]
+            for engine, (ms, cps) in res.items():
+                table.append((name, batch, engine, ms, cps, cps / base))
+                figures[f"{name}/{engine}_b{batch}_ms_per_symbol"] = round(ms, 4)
+                figures[f"{name}/{engine}_b{batch}_chars_per_s"] = round(cps, 1)
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
@@ -220,11 +319,15 @@ def main():
             figures[key] = figures[f"{head}/{key}"]
     if "ort_loop_b1_points_per_s" in figures and "ort_loop_b32_points_per_s" in figures:
         figures["ort_loop_b32_over_b1"] = round(figures["ort_loop_b32_points_per_s"] / figures["ort_loop_b1_points_per_s"], 2)
-    figures["text_chars_per_s"] = None  # the text model's exporter is not written yet
+    # Text headline: the 1 x 256 character model, one line, onnxruntime's whole loop (the default sampler).
+    text_head = "text-1x256" if "text-1x256" in text_names else (text_names[0] if text_names else None)
+    figures["text_chars_per_s"] = figures.get(f"{text_head}/ort_loop_b1_chars_per_s")
+    if f"{text_head}/ort_loop_b32_chars_per_s" in figures:
+        figures["text_chars_per_s_b32"] = figures[f"{text_head}/ort_loop_b32_chars_per_s"]
     if args.json:
         print(json.dumps(figures, indent=1))
         return
-    print(f"{'model':18s} {'batch':>5s} {'engine':12s} {'ms/step':>9s} {'points/s':>10s} {'vs tf.function':>15s}")
+    print(f"{'model':18s} {'batch':>5s} {'engine':12s} {'ms/step':>9s} {'points/s':>10s} {'vs tf.function':>15s}  (text models: ms per symbol, characters/s)")
     for name, batch, engine, ms, pps, ratio in table:
         print(f"{name:18s} {batch:5d} {engine:12s} {ms:9.3f} {pps:10.0f} {ratio:14.2f}x")
     for k, v in figures.items():
