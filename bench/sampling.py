@@ -262,7 +262,7 @@ def main():
 
     engines = args.engines.split(",")
     batches = [int(b) for b in args.batches.split(",")]
-    figures, table = {"cpu_count": os.cpu_count(), "steps": args.steps}, []
+    figures, table = {"cpu_count": os.cpu_count(), "steps": args.steps, "text_steps": args.text_steps}, []
     tmp = tempfile.mkdtemp(prefix="bench-sampling-")
     for name in [n for n in args.models.split(",") if n]:  # --models "" times the text models only
         if name == "synthesis-3x400":
