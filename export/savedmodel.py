@@ -3,10 +3,12 @@
 Signatures (all outputs are dicts; see ``export/graphs.py``):
 
 - ``step``: one sampling step, input + state + noise -> distribution parameters, point, new state
+  (text: ids + state + uniforms + temperature -> logits, drawn id, new state)
 - ``sample_loop``: the whole sampling loop over noise given as an input (as ``loop.onnx``)
 - ``log_likelihood``: (inputs, targets, mask[, text]) -> log-likelihood per line, nats
 - prediction ``sample``: (count, steps, bias, seed) -> strokes;
-  synthesis ``write``: (text lines, bias, seed, max_steps_per_char) -> strokes, lengths.
+  synthesis ``write``: (text lines, bias, seed, max_steps_per_char) -> strokes, lengths;
+  text ``sample``: (prime string, count, length, temperature, seed) -> ids, text.
   These draw their noise with TF's stateless generator, so their strokes are not
   numpy's for the same seed (feed numpy's noise to ``sample_loop`` for those).
 
