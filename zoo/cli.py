@@ -583,7 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="handwriting: IAM-OnDB folder or a cache made by `prepare`")
     s.add_argument("--text-file", help="text models: the text to score (bpc_static, perplexity for words)")
     s.add_argument("--dynamic", action="store_true", help="text models: also bpc_dynamic, the weights adapting as the text is read (sec. 3.2)")
-    s.add_argument("--dynamic-lr", type=float, default=0.03, help="SGD step size of dynamic evaluation (default: %(default)s)")
+    s.add_argument("--dynamic-lr", type=float, default=0.3, help="SGD step size of dynamic evaluation; tune it on held-out text (default: %(default)s)")
     s.add_argument("--seq-length", type=int, default=100, help="text models: segment length; the state is carried across (default: %(default)s)")
     s.add_argument("--split", default="testset_v", help="trainset, testset_v, testset_t, testset_f, train or all")
     s.add_argument("--batch-size", type=int, default=32)

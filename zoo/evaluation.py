@@ -57,7 +57,7 @@ def _segments(n: int, seq_length: int):
     return [(a, min(a + seq_length, n)) for a in range(0, n, seq_length)]
 
 
-def evaluate_text(model, ids, seq_length: int = 100, dynamic: bool = False, learning_rate: float = 0.03, progress: bool = False) -> dict:
+def evaluate_text(model, ids, seq_length: int = 100, dynamic: bool = False, learning_rate: float = 0.3, progress: bool = False) -> dict:
     """Bits per symbol of a LanguageModel on one symbol sequence, read in order.
 
     The state is carried through the whole text (one stream, segments of
