@@ -4,18 +4,19 @@ For each model (a 3 x 400 synthesis network with random weights, the paper's
 size, and the shipped 3 x 128 presets) and batch 1 and 32: milliseconds per
 sampling step and pen points per second for Keras eager, tf.function (the
 Keras sampler), XLA, the SavedModel's whole-loop signature, onnxruntime
-driving the step graph from Python, and onnxruntime's whole-loop graph; the
-ratios are to tf.function. Also the first-sample latency of the onnxruntime
+driving the step graph from Python, onnxruntime's whole-loop graph, and its
+int8 copy (``ort_loop_int8``, from ``zoo export --int8``; skipped for a preset
+exported without it); the ratios are to tf.function. Also the first-sample latency of the onnxruntime
 sampler including loading its sessions.
 
 The text models (a 1 x 256 character model with random weights over a
 50-symbol vocabulary, and every shipped text preset) are measured the same
 way in characters per second: tf.function (the Keras sampler, which reads
 each drawn symbol back to stream it), onnxruntime driving the step graph, and
-onnxruntime's whole-loop graph.
+onnxruntime's whole-loop graph, float and int8.
 
     python bench/sampling.py                 # table
-    python bench/sampling.py --json          # one JSON object (ort_loop_b1_ms_per_step, text_chars_per_s, ...)
+    python bench/sampling.py --json          # one JSON object (ort_loop_b1_ms_per_step, ort_loop_int8_b1_ms_per_step, text_chars_per_s, ...)
 
 Timings depend on the machine and on what else runs on it; the minimum over
 --repeats runs is reported.
@@ -34,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from zoo.cli import _silence_native_stderr  # noqa: E402
 
-ENGINES = ["keras_eager", "tf_function", "xla", "saved_model", "ort_step", "ort_loop"]
+ENGINES = ["keras_eager", "tf_function", "xla", "saved_model", "ort_step", "ort_loop", "ort_loop_int8"]
 TEXT = "the quick brown fox jumps over the lazy dog and runs far away"
 
 
@@ -98,6 +99,9 @@ def bench_model(model, folder, batch, steps, repeats, engines, threads):
         return mixture.sample_point(y_hat[:, 0], n, model.num_mixtures, 0.0)[:, None], state
 
     for engine in engines:
+        if engine.endswith("_int8") and not runtime.has_onnx(folder, "int8"):
+            print(f"{folder}: no int8 graphs, {engine} skipped; make them with python -m zoo export --model {folder} --format all --int8 --out {folder}", file=sys.stderr)
+            continue
         if engine == "keras_eager":
             dt, n = _timed(keras_fn(raw_step, steps=max(10, steps // 10)), 1)  # eager is slow: fewer steps, once
         elif engine == "tf_function":
@@ -120,10 +124,10 @@ def bench_model(model, folder, batch, steps, repeats, engines, threads):
 
             dt, n = _timed(run, repeats)
         else:
-            sampler = runtime.load(folder, threads=threads)
+            sampler = runtime.load(folder, threads=threads, precision="int8" if engine.endswith("_int8") else "float32")
             zero = sampler.zero_state(batch)
             bias = np.asarray(0.0, np.float32)
-            if engine == "ort_loop":
+            if engine.startswith("ort_loop"):
                 feeds = {"x": x0[:, 0], **zero, **feeds_text, "noise": noise, "bias": bias}
                 sampler.loop_session.run(["points"], feeds)
 
@@ -170,13 +174,13 @@ def paper_size_synthesis(alphabet, folder):
     model = HandwritingSynthesizer(alphabet, units=400, num_layers=3, num_mixtures=20, window_components=10, offset_mean=(8.2, 0.1), offset_std=(41.6, 36.9))
     model.build()
     save_preset(model, folder, {"model": "HandwritingSynthesizer", "note": "random weights, for timing"})
-    export_model(folder, folder)
+    export_model(folder, folder, int8=True)
     from zoo.presets import from_preset
 
     return from_preset(folder)
 
 
-TEXT_ENGINES = ["tf_function", "ort_step", "ort_loop"]
+TEXT_ENGINES = ["tf_function", "ort_step", "ort_loop", "ort_loop_int8"]
 TEXT_SYMBOLS = "etaoinshrdlcumwfgypbvkjxqzETAOINSHRDLCUM .,;'\n-!?"  # 49 symbols + unknown = 50
 
 
@@ -194,6 +198,9 @@ def bench_text_model(model, folder, batch, steps, repeats, engines, threads):
     temperature = np.float32(1.0)
     results = {}
     for engine in engines:
+        if engine.endswith("_int8") and not runtime.has_onnx(folder, "int8"):
+            print(f"{folder}: no int8 graphs, {engine} skipped; make them with python -m zoo export --model {folder} --format all --int8 --out {folder}", file=sys.stderr)
+            continue
         if engine == "tf_function":
             step = make_text_step(model)
 
@@ -205,8 +212,8 @@ def bench_text_model(model, folder, batch, steps, repeats, engines, threads):
                 return steps
 
         else:
-            sampler = runtime.load(folder, threads=threads)
-            use_loop = engine == "ort_loop"
+            sampler = runtime.load(folder, threads=threads, precision="int8" if engine.endswith("_int8") else "float32")
+            use_loop = engine.startswith("ort_loop")
 
             def run():
                 return len(sampler.sample_ids(prime, uniforms, temperature, use_loop=use_loop)[0])
@@ -230,7 +237,7 @@ def random_text_model(folder, units=256, layers=1):
     model = LanguageModel(Vocabulary(list(TEXT_SYMBOLS), "char"), units=units, num_layers=layers)
     model.build()
     save_preset(model, folder, {"model": "LanguageModel", "note": "random weights, for timing"})
-    export_model(folder, folder, formats=("onnx",))
+    export_model(folder, folder, formats=("onnx",), int8=True)
     return from_preset(folder)
 
 
@@ -314,9 +321,13 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
     # The headline figures are those of the paper-size synthesis network.
     head = "synthesis-3x400" if "synthesis-3x400" in args.models.split(",") else args.models.split(",")[0]
-    for key in ("ort_loop_b1_ms_per_step", "ort_loop_b1_points_per_s", "ort_loop_b32_points_per_s", "ort_loop_b32_ms_per_step"):
-        if f"{head}/{key}" in figures:
-            figures[key] = figures[f"{head}/{key}"]
+    for engine in ("ort_loop", "ort_loop_int8"):
+        for key in ("b1_ms_per_step", "b1_points_per_s", "b32_points_per_s", "b32_ms_per_step"):
+            if f"{head}/{engine}_{key}" in figures:
+                figures[f"{engine}_{key}"] = figures[f"{head}/{engine}_{key}"]
+    for b in (1, 32):  # int8 over float, measured side by side in this run
+        if f"ort_loop_int8_b{b}_points_per_s" in figures and f"ort_loop_b{b}_points_per_s" in figures:
+            figures[f"ort_loop_int8_over_float_b{b}"] = round(figures[f"ort_loop_int8_b{b}_points_per_s"] / figures[f"ort_loop_b{b}_points_per_s"], 2)
     if "ort_loop_b1_points_per_s" in figures and "ort_loop_b32_points_per_s" in figures:
         figures["ort_loop_b32_over_b1"] = round(figures["ort_loop_b32_points_per_s"] / figures["ort_loop_b1_points_per_s"], 2)
     # Text headline: the 1 x 256 character model, one line, onnxruntime's whole loop (the default sampler).
@@ -324,17 +335,23 @@ def main():
     figures["text_chars_per_s"] = figures.get(f"{text_head}/ort_loop_b1_chars_per_s")
     if f"{text_head}/ort_loop_b32_chars_per_s" in figures:
         figures["text_chars_per_s_b32"] = figures[f"{text_head}/ort_loop_b32_chars_per_s"]
+    for b, suffix in ((1, ""), (32, "_b32")):
+        if f"{text_head}/ort_loop_int8_b{b}_chars_per_s" in figures:
+            figures[f"text_int8_chars_per_s{suffix}"] = figures[f"{text_head}/ort_loop_int8_b{b}_chars_per_s"]
     if args.json:
         print(json.dumps(figures, indent=1))
         return
-    print(f"{'model':18s} {'batch':>5s} {'engine':12s} {'ms/step':>9s} {'points/s':>10s} {'vs tf.function':>15s}  (text models: ms per symbol, characters/s)")
+    print(f"{'model':18s} {'batch':>5s} {'engine':14s} {'ms/step':>9s} {'points/s':>10s} {'vs tf.function':>15s}  (text models: ms per symbol, characters/s)")
     for name, batch, engine, ms, pps, ratio in table:
-        print(f"{name:18s} {batch:5d} {engine:12s} {ms:9.3f} {pps:10.0f} {ratio:14.2f}x")
+        print(f"{name:18s} {batch:5d} {engine:14s} {ms:9.3f} {pps:10.0f} {ratio:14.2f}x")
     for k, v in figures.items():
         if k.endswith("first_sample_s") or k.endswith("session_load_s"):
             print(f"{k}: {v} s")
     if "ort_loop_b32_over_b1" in figures:
         print(f"onnxruntime loop, batch 32 / batch 1 points per second: {figures['ort_loop_b32_over_b1']}x")
+    for b in (1, 32):
+        if f"ort_loop_int8_over_float_b{b}" in figures:
+            print(f"onnxruntime loop, int8 / float points per second, batch {b}: {figures[f'ort_loop_int8_over_float_b{b}']}x")
 
 
 if __name__ == "__main__":

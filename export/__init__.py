@@ -22,7 +22,7 @@ FORMATS = ("onnx", "saved_model")
 METADATA, EXPORT_KEY = "metadata.json", "export"
 
 
-def export_model(model, out: str, formats=FORMATS, opset: int | None = None) -> dict:
+def export_model(model, out: str, formats=FORMATS, opset: int | None = None, int8: bool = False) -> dict:
     """Export ``model`` (a Keras model, or a preset name or folder) into the folder ``out``.
 
     ``out`` may be the preset folder itself: the exported files join it and its
@@ -30,6 +30,12 @@ def export_model(model, out: str, formats=FORMATS, opset: int | None = None) -> 
     tf2onnx / onnx / TensorFlow versions and opset, and what the runtime needs
     to know of the model). Another folder gets the exported files, the
     metadata and, for a synthesis preset, its styles. Returns the ``export`` entry.
+
+    ``int8``: also write int8 copies of the ONNX graphs (``model.int8.onnx``,
+    ``loop.int8.onnx``; onnxruntime's dynamic quantization), recorded as
+    ``export.onnx.int8`` and sampled with ``export.runtime.load(folder,
+    precision="int8")``. An export without it removes int8 graphs left from
+    an earlier export.
     """
     from export.graphs import graphs_for
     from zoo import presets
@@ -41,6 +47,8 @@ def export_model(model, out: str, formats=FORMATS, opset: int | None = None) -> 
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
         raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)} or all")
+    if int8 and "onnx" not in formats:
+        raise ValueError("int8 graphs are quantized from the ONNX export: use --format onnx or all with --int8")
     graphs = graphs_for(model)
     os.makedirs(out, exist_ok=True)
     entry = {"formats": list(formats), "runtime": graphs.info, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
@@ -48,6 +56,11 @@ def export_model(model, out: str, formats=FORMATS, opset: int | None = None) -> 
         from export.onnx import OPSET, export_onnx
 
         entry["onnx"] = export_onnx(graphs, out, opset or OPSET)
+        from export.onnx import quantize_int8, remove_int8
+
+        remove_int8(out)
+        if int8:
+            entry["onnx"]["int8"] = quantize_int8(out, entry["onnx"]["graphs"])
     if "saved_model" in formats:
         from export.savedmodel import export_saved_model
 

@@ -14,6 +14,9 @@ The API and the strokes (the text) are those of ``zoo.sampling.handwriting``
 stopping rule and step cap. The whole sampling loop runs inside onnxruntime
 (``loop.onnx``; text: in chunks of symbols, so it still streams);
 ``use_loop=False`` drives the step graph (``model.onnx``) from Python instead.
+``precision="int8"`` samples with the int8 graphs (``loop.int8.onnx``,
+``model.int8.onnx``) that ``zoo export --int8`` writes: faster, approximate
+(the strokes / text differ from float's for the same seed).
 
 On a machine with ``onnxruntime-gpu`` (installed *instead of* ``onnxruntime``)
 and a GPU, sessions use the CUDAExecutionProvider; otherwise the CPU, with
@@ -48,6 +51,8 @@ from zoo.sampling.common import (
 
 METADATA, STEP_FILE, LOOP_FILE, STYLES = "metadata.json", "model.onnx", "loop.onnx", "styles.npz"
 EXPORT_COMMAND = "python -m zoo export --model PRESET --format onnx --out FOLDER"
+INT8_COMMAND = "python -m zoo export --model PRESET --format all --int8 --out FOLDER"
+PRECISIONS = ("float32", "int8")
 
 RUNTIMES: dict = {}
 
@@ -66,17 +71,24 @@ def runtime(kind: str):
     return register
 
 
-def has_onnx(folder: str) -> bool:
-    """Whether ``folder`` carries an ONNX export this runtime can load."""
+def has_onnx(folder: str, precision: str = "float32") -> bool:
+    """Whether ``folder`` carries an ONNX export this runtime can load (of graphs in ``precision``)."""
     try:
-        read_export(folder)
+        read_export(folder, precision)
         return True
     except ExportNotFound:
         return False
 
 
-def read_export(folder: str) -> dict:
-    """metadata.json's ``export`` entry, after checking the ONNX files it names are there."""
+def graph_files(entry: dict, precision: str = "float32") -> dict:
+    """{"step": ..., "loop": ...} of the export entry's graphs in ``precision`` (float32 or int8)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+    return entry["onnx"]["graphs"] if precision == "float32" else entry["onnx"].get("int8", {}).get("graphs")
+
+
+def read_export(folder: str, precision: str = "float32") -> dict:
+    """metadata.json's ``export`` entry, after checking the ONNX files it names (in ``precision``) are there."""
     meta_path = os.path.join(folder, METADATA)
     if not os.path.isfile(meta_path):
         raise ExportNotFound(f"{folder} is not an exported model folder: it has no {METADATA}. Make one with: {EXPORT_COMMAND}")
@@ -87,10 +99,14 @@ def read_export(folder: str) -> dict:
         raise ExportNotFound(f"{meta_path} is not valid JSON ({exc}); export again with: {EXPORT_COMMAND}") from exc
     if "onnx" not in entry or "runtime" not in entry:
         raise ExportNotFound(f"{folder} has no ONNX export recorded in {METADATA}; make one with: {EXPORT_COMMAND}")
+    graphs = graph_files(entry, precision)
+    command = EXPORT_COMMAND if precision == "float32" else INT8_COMMAND
+    if graphs is None:
+        raise ExportNotFound(f"{folder} has no int8 graphs (loop.int8.onnx); make them with: {command}")
     for role in ("step", "loop"):
-        path = os.path.join(folder, entry["onnx"]["graphs"][role]["file"])
+        path = os.path.join(folder, graphs[role]["file"])
         if not os.path.isfile(path):
-            raise ExportNotFound(f"{path} is missing; export again with: {EXPORT_COMMAND}")
+            raise ExportNotFound(f"{path} is missing; export again with: {command}")
     return entry
 
 
@@ -101,11 +117,11 @@ def file_sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def current_export(folder: str) -> bool:
-    """Whether ``folder`` carries an ONNX export made from the weights it holds now
+def current_export(folder: str, precision: str = "float32") -> bool:
+    """Whether ``folder`` carries an ONNX export (in ``precision``) made from the weights it holds now
     (a preset retrained or replaced after its export is not current)."""
     try:
-        entry = read_export(folder)
+        entry = read_export(folder, precision)
     except ExportNotFound:
         return False
     weights = os.path.join(folder, "model.weights.h5")
@@ -124,7 +140,7 @@ def providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def session(path: str, threads: int | None = None, provider_list=None) -> ort.InferenceSession:
+def session(path: str, threads: int | None = None, provider_list=None, command: str = EXPORT_COMMAND) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -134,35 +150,41 @@ def session(path: str, threads: int | None = None, provider_list=None) -> ort.In
     try:
         return ort.InferenceSession(path, options, providers=provider_list or providers())
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
-        raise ExportNotFound(f"onnxruntime cannot load {path} ({exc}); export again with: {EXPORT_COMMAND}") from exc
+        raise ExportNotFound(f"onnxruntime cannot load {path} ({exc}); export again with: {command}") from exc
 
 
-def load(folder: str, threads: int | None = None, provider_list=None):
-    """The sampler of an exported folder (a preset name under saved_models/ works too)."""
+def load(folder: str, threads: int | None = None, provider_list=None, precision: str = "float32"):
+    """The sampler of an exported folder (a preset name under saved_models/ works too).
+
+    ``precision="int8"`` loads the int8 graphs written by ``zoo export --int8``
+    (ExportNotFound, naming that command, when the folder has none)."""
     if not os.path.isdir(folder):
         shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models", folder)
         if os.path.isdir(shipped):
             folder = shipped
         else:
             raise ExportNotFound(f"no folder {folder!r} (nor a shipped preset of that name)")
-    entry = read_export(folder)
+    entry = read_export(folder, precision)
     kind = entry["runtime"]["kind"]
     if kind not in RUNTIMES:
         raise ExportNotFound(f"{folder} holds a {kind!r} model, which this runtime cannot sample (it knows {', '.join(sorted(RUNTIMES))})")
-    return RUNTIMES[kind](folder, entry, threads, provider_list)
+    return RUNTIMES[kind](folder, entry, threads, provider_list, precision)
 
 
 class OnnxModel:
-    """Two onnxruntime sessions over an exported folder: the step graph and the whole-loop graph."""
+    """Two onnxruntime sessions over an exported folder: the step graph and the whole-loop graph
+    (float32, or the int8 copies with ``precision="int8"``)."""
 
-    def __init__(self, folder: str, entry: dict, threads: int | None = None, provider_list=None):
+    def __init__(self, folder: str, entry: dict, threads: int | None = None, provider_list=None, precision: str = "float32"):
         t0 = time.perf_counter()
         self.folder = folder
         self.entry = entry
         self.info = entry["runtime"]
-        graphs = entry["onnx"]["graphs"]
-        self.step_session = session(os.path.join(folder, graphs["step"]["file"]), threads, provider_list)
-        self.loop_session = session(os.path.join(folder, graphs["loop"]["file"]), threads, provider_list)
+        self.precision = precision
+        graphs = graph_files(entry, precision)
+        command = EXPORT_COMMAND if precision == "float32" else INT8_COMMAND
+        self.step_session = session(os.path.join(folder, graphs["step"]["file"]), threads, provider_list, command)
+        self.loop_session = session(os.path.join(folder, graphs["loop"]["file"]), threads, provider_list, command)
         self.offset_mean = np.asarray(self.info.get("offset_mean", (0.0, 0.0)), np.float32)  # handwriting kinds
         self.offset_std = np.asarray(self.info.get("offset_std", (1.0, 1.0)), np.float32)
         self.load_seconds = time.perf_counter() - t0

@@ -47,19 +47,19 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     pred, syn = str(root / "pred"), str(root / "syn")
     save_preset(tiny_predictor(), pred, {"model": "HandwritingPredictor"})
-    export_model(pred, pred)
+    export_model(pred, pred, int8=True)
     save_preset(tiny_synthesizer(), syn, {"model": "HandwritingSynthesizer"})
     prime = np.random.default_rng(0).normal(0, 5, (25, 3)).astype("float32")
     prime[:, 2] = 0
     save_styles(syn, {"s1": (prime, "the fox")})
     out = str(root / "syn-export")  # another folder: gets the files, the metadata and the styles
     proc = subprocess.run(
-        [sys.executable, "-m", "zoo", "export", "--model", syn, "--format", "all", "--out", out],
+        [sys.executable, "-m", "zoo", "export", "--model", syn, "--format", "all", "--int8", "--out", out],
         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["kind"] == "synthesis" and result["files"] == ["loop.onnx", "model.onnx", "saved_model"]
+    assert result["kind"] == "synthesis" and result["files"] == ["loop.int8.onnx", "loop.onnx", "model.int8.onnx", "model.onnx", "saved_model"]
     return {"pred": pred, "syn": out}
 
 
@@ -243,7 +243,8 @@ def text_exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export-text")
     char, byte = str(root / "char"), str(root / "byte")
     save_preset(tiny_language_model("char"), char, {"model": "LanguageModel"})
-    entry = export_model(char, char)
+    entry = export_model(char, char, int8=True)
+    assert entry["onnx"]["int8"]["graphs"]["loop"]["file"] == "loop.int8.onnx"
     assert entry["runtime"]["kind"] == "text" and entry["onnx"]["graphs"]["loop"]["outputs"] == ["c_final", "h_final", "ids"]
     save_preset(tiny_language_model("byte"), byte, {"model": "LanguageModel"})
     export_model(byte, byte, formats=("onnx",))
@@ -359,3 +360,81 @@ def test_text_runtime_imports_no_tensorflow(text_exported):
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["30"]
+
+
+# ---------------------------------------------------------------- int8
+
+
+# The int8 graphs store weights in 7 bits per tensor (error <= max|w| / 254,
+# reduce_range: see export.onnx.quantize_int8) and quantize each matmul's input
+# to uint8 per call (error <= range / 510): a gate pre-activation moves by
+# about 1% of its scale. The tiny models' states, logits and mixture
+# parameters are O(1); measured, a step stays within 0.014 of float (logits of
+# the peaky text model: 0.04 of 4.3), so 0.05 + 5% leaves a margin of ~3x while
+# still catching an overflowing kernel (8-bit weights on AVX2: 0.14, logits
+# 0.8). Discrete outputs (the drawn point's pen bit, next_id) may flip near a
+# threshold and are only checked for shape.
+INT8_ATOL = 0.05
+
+
+def _int8_step_close(folder, feeds, skip=("point", "next_id")):
+    float_out = _ort_run(runtime.load(folder).step_session, feeds)
+    int8 = runtime.load(folder, precision="int8")
+    assert int8.precision == "int8" and int8.step_session._model_path.endswith("model.int8.onnx")
+    int8_out = _ort_run(int8.step_session, feeds)
+    assert [o.name for o in int8.step_session.get_outputs()] == list(float_out)
+    for k, v in float_out.items():
+        assert int8_out[k].shape == v.shape and int8_out[k].dtype == v.dtype, k
+        if k not in skip and v.dtype == np.float32:
+            np.testing.assert_allclose(int8_out[k], v, atol=INT8_ATOL, rtol=0.05, err_msg=k)
+    return int8
+
+
+@pytest.mark.parametrize("which", ["pred", "syn"])
+def test_int8_graphs_run_close_to_float(exported, which):
+    folder = exported[which]
+    model = from_preset(folder)
+    int8 = _int8_step_close(folder, _step_feeds(model, 2, np.random.default_rng(0)))
+    float_sampler = runtime.load(folder)
+    assert [o.name for o in int8.loop_session.get_outputs()] == [o.name for o in float_sampler.loop_session.get_outputs()]
+    if which == "pred":
+        strokes = int8.sample(steps=40, count=3, bias=0.5, seed=5)
+        assert strokes.shape == (3, 40, 3) and np.all(np.isfinite(strokes))
+        # Python's sample path takes the int8 graphs when asked.
+        np.testing.assert_array_equal(sample_unconditional(model, steps=40, count=3, bias=0.5, seed=5, precision="int8"), strokes)
+    else:
+        lines, align = int8.write(["Hello world", "the fox"], bias=0.5, seed=3, max_steps_per_char=12, return_alignment=True)
+        assert len(lines) == 2 and all(len(a) >= 1 and np.all(np.isfinite(a)) for a in lines)
+        assert [t for _, t in align] == ["Hello world", "the fox"]
+        got = write(model, ["Hello world", "the fox"], bias=0.5, seed=3, max_steps_per_char=12, precision="int8")
+        assert all(np.array_equal(a, b) for a, b in zip(got, lines))
+        assert model._onnx_sampler.precision == "int8"
+
+
+def test_int8_text_graphs_and_cli(text_exported, capsys):
+    from zoo.cli import main
+    from zoo.sampling.common import text_uniforms
+
+    folder = text_exported["char"]
+    model = from_preset(folder)
+    int8 = _int8_step_close(folder, _text_step_feeds(model, 3, np.random.default_rng(0)))
+    ids, state = int8.sample_ids(np.asarray([[1, 2, 3]], np.int32), text_uniforms(30, 1, seed=2), 0.9)
+    assert ids.shape == (30, 1) and state["h"].shape == (model.num_layers, 1, model.units)
+    main(["sample", "--model", folder, "--prime", "ab", "--length", "40", "--seed", "6", "--precision", "int8"])
+    out = capsys.readouterr().out
+    assert out.startswith("ab") and len(out) == 2 + 40 + 1
+    assert out[2:-1] == "".join(int8.sample_text("ab", 40, seed=6))
+
+
+def test_int8_missing_names_the_command(text_exported, tmp_path):
+    folder = text_exported["byte"]  # exported without --int8
+    with pytest.raises(runtime.ExportNotFound, match="--int8"):
+        runtime.load(folder, precision="int8")
+    with pytest.raises(ValueError, match="precision"):
+        runtime.load(folder, precision="int4")
+    # A later export without --int8 drops the int8 graphs (they would be stale).
+    again = str(tmp_path / "again")
+    shutil.copytree(text_exported["char"], again)
+    entry = export_model(again, again, formats=("onnx",))
+    assert "int8" not in entry["onnx"] and not os.path.exists(os.path.join(again, "loop.int8.onnx"))
+    assert not runtime.has_onnx(again, "int8") and runtime.has_onnx(again)

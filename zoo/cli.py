@@ -399,7 +399,7 @@ def cmd_sample(args) -> None:
     if not args.out:
         _fail("--out FILE.svg or FILE.png is required for handwriting samples")
     t0 = time.time()
-    offsets = sample_unconditional(model, steps=args.steps, count=args.count, bias=args.bias, seed=args.seed, backend=args.backend)
+    offsets = sample_unconditional(model, steps=args.steps, count=args.count, bias=args.bias, seed=args.seed, backend=args.backend, precision=args.precision)
     seconds = time.time() - t0
     save_drawing(offsets, args.out)
     print(json.dumps({"out": args.out, "count": args.count, "steps": args.steps, "seconds": round(seconds, 2)}))
@@ -412,7 +412,7 @@ def _sample_text(model, args) -> None:
     out = open(args.out, "w", encoding="utf-8") if args.out else None
     try:
         sys.stdout.write(args.prime)
-        for piece in sample_text(model, prime=args.prime, length=args.length, temperature=args.temperature, seed=args.seed, backend=args.backend):
+        for piece in sample_text(model, prime=args.prime, length=args.length, temperature=args.temperature, seed=args.seed, backend=args.backend, precision=args.precision):
             sys.stdout.write(piece)
             sys.stdout.flush()
             if out:
@@ -469,7 +469,7 @@ def cmd_write(args) -> None:
     try:
         offsets, alignments = write(
             model, batch, bias=args.bias, seed=args.seed, prime=prime, style=args.style, substitute=args.substitute, return_alignment=True,
-            backend=args.backend,
+            backend=args.backend, precision=args.precision,
         )
     except UnknownCharacters as exc:
         _fail(str(exc))
@@ -487,7 +487,7 @@ def cmd_export(args) -> None:
 
     formats = ("onnx", "saved_model") if args.format == "all" else (args.format,)
     t0 = time.time()
-    entry = export_model(args.model, args.out, formats=formats, opset=args.opset)
+    entry = export_model(args.model, args.out, formats=formats, opset=args.opset, int8=args.int8)
     files = sorted(f for f in os.listdir(args.out) if f.endswith(".onnx") or f == "saved_model")
     print(json.dumps({"out": args.out, "kind": entry["runtime"]["kind"], "files": files, "seconds": round(time.time() - t0, 1)}))
 
@@ -601,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="FILE.svg or FILE.png (handwriting); text models also copy the sample here")
     s.add_argument("--backend", choices=["auto", "keras", "onnx"], default="auto", help="auto: onnxruntime when the preset carries a current ONNX export, else Keras")
+    s.add_argument("--precision", choices=["float32", "int8"], default="float32", help="int8: onnxruntime's int8 graphs (zoo export --int8), faster, approximate")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("write", help="write text by hand with a synthesis model, to SVG or PNG")
@@ -619,6 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--alignment", help="also save the window alignment of the first line (Fig. 13) to this PNG")
     s.add_argument("--out", required=True, help="FILE.svg or FILE.png")
     s.add_argument("--backend", choices=["auto", "keras", "onnx"], default="auto", help="auto: onnxruntime when the preset carries a current ONNX export, else Keras")
+    s.add_argument("--precision", choices=["float32", "int8"], default="float32", help="int8: onnxruntime's int8 graphs (zoo export --int8), faster, approximate")
     s.set_defaults(func=cmd_write)
 
     s = sub.add_parser("export", help="export a model to ONNX (step + whole sampling loop) and/or SavedModel", description=cmd_export.__doc__)
@@ -626,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=["saved_model", "onnx", "all"], default="all", help="what to write (default: %(default)s)")
     s.add_argument("--out", required=True, help="folder to write into; the preset's own folder adds the export to the preset")
     s.add_argument("--opset", type=int, help="ONNX opset (default: export.onnx.OPSET)")
+    s.add_argument("--int8", action="store_true", help="also write int8 copies of the ONNX graphs (loop.int8.onnx, model.int8.onnx) for --precision int8")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("density", help="figure of the predictive density along a real line (Graves Fig. 10)")

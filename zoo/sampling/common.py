@@ -17,17 +17,27 @@ import numpy as np
 
 
 BACKENDS = ("auto", "keras", "onnx")
+PRECISIONS = ("float32", "int8")
 
 
-def onnx_sampler(model, backend: str = "auto"):
+def onnx_sampler(model, backend: str = "auto", precision: str = "float32"):
     """The onnxruntime sampler of ``model``'s preset folder, or None to sample with Keras.
 
     ``auto``: onnxruntime when the model was loaded by from_preset from a folder
     whose ONNX export was made from the weights it holds now; ``keras``: never;
     ``onnx``: always, failing with the command that makes the export.
+    ``precision="int8"`` (onnxruntime only: ``auto`` then means ``onnx``) uses
+    the int8 graphs of ``zoo export --int8``, failing with that command if the
+    folder has none.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+    if precision != "float32":
+        if backend == "keras":
+            raise ValueError(f"precision {precision!r} needs the onnxruntime backend (the int8 graphs of zoo export --int8), not keras")
+        backend = "onnx"
     if backend == "keras":
         return None
     from export import runtime
@@ -36,10 +46,10 @@ def onnx_sampler(model, backend: str = "auto"):
     if backend == "auto" and not (folder and runtime.current_export(folder)):
         return None
     if folder is None:
-        raise ValueError("backend='onnx' needs a model loaded with from_preset() from a folder with an ONNX export")
+        raise ValueError(f"backend='onnx' (precision {precision}) needs a model loaded with from_preset() from a folder with an ONNX export")
     cached = getattr(model, "_onnx_sampler", None)
-    if cached is None or cached.folder != folder:
-        cached = runtime.load(folder)
+    if cached is None or cached.folder != folder or getattr(cached, "precision", "float32") != precision:
+        cached = runtime.load(folder, precision=precision)
         model._onnx_sampler = cached
     return cached
 

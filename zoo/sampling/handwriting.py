@@ -27,14 +27,17 @@ def make_step(model, bias: float):
     return zoo_backend.compile_function(step, jit_compile=False)
 
 
-def sample_unconditional(model, steps: int = 700, count: int = 1, bias: float = 0.0, seed: int = 0, backend: str = "auto") -> np.ndarray:
+def sample_unconditional(
+    model, steps: int = 700, count: int = 1, bias: float = 0.0, seed: int = 0, backend: str = "auto", precision: str = "float32"
+) -> np.ndarray:
     """``count`` samples of ``steps`` points, drawn together: raw offsets (count, steps, 3).
 
     ``backend`` picks Keras or onnxruntime (see `onnx_sampler`); both draw the same strokes for a seed.
+    ``precision="int8"``: onnxruntime's int8 graphs (``zoo export --int8``), faster and approximate.
     """
     if steps < 1 or count < 1:
         raise ValueError(f"steps and count must be positive (got steps={steps}, count={count})")
-    fast = onnx_sampler(model, backend)
+    fast = onnx_sampler(model, backend, precision)
     if fast is not None:
         return fast.sample(steps=steps, count=count, bias=bias, seed=seed)
     noise = sampling_noise(steps, count, seed)
@@ -95,6 +98,7 @@ def write(
     max_steps_per_char: int = 40,
     return_alignment: bool = False,
     backend: str = "auto",
+    precision: str = "float32",
 ):
     """Handwriting for each text in ``lines``, sampled together in one batch.
 
@@ -107,8 +111,9 @@ def write(
     Returns raw offsets per line; with ``return_alignment`` also, per line,
     (phi (steps, characters), the text phi runs over, prime text included).
     ``backend`` picks Keras or onnxruntime (see `onnx_sampler`); both draw the same strokes for a seed.
+    ``precision="int8"``: onnxruntime's int8 graphs (``zoo export --int8``), faster and approximate.
     """
-    fast = onnx_sampler(model, backend)
+    fast = onnx_sampler(model, backend, precision)
     if fast is not None:
         return fast.write(
             lines, bias=bias, seed=seed, prime=prime, style=style, substitute=substitute,

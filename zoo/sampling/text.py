@@ -35,15 +35,16 @@ def make_text_step(model):
 
 
 def sample_text(
-    model, prime: str = "", length: int = 500, temperature: float = 1.0, seed: int = 0, backend: str = "auto"
+    model, prime: str = "", length: int = 500, temperature: float = 1.0, seed: int = 0, backend: str = "auto", precision: str = "float32"
 ) -> Iterator[str]:
     """Yield the continuation of ``prime`` piece by piece (stream it as it comes).
 
     Symbols outside the vocabulary in the prime are read as the unknown symbol.
     ``backend`` picks Keras or onnxruntime as for handwriting (``auto``: onnxruntime
-    when the preset carries a current ONNX export); both give the same text for a seed."""
+    when the preset carries a current ONNX export); both give the same text for a seed.
+    ``precision="int8"``: onnxruntime's int8 graphs (``zoo export --int8``), faster and approximate."""
     check_text_args(length, temperature)
-    fast = onnx_sampler(model, backend)
+    fast = onnx_sampler(model, backend, precision)
     if fast is not None:
         yield from fast.sample_text(prime=prime, length=length, temperature=temperature, seed=seed)
         return
