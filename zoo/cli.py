@@ -92,6 +92,41 @@ research) applies to models trained on it.
 """
 
 
+def _fit_keeping_best(model, train_data, val_data, args, unit: str) -> dict:
+    """`trainer.fit` for any model kind; then the best validation epoch's weights and loss.png."""
+    from zoo.render.figures import plot_loss_curve
+    from zoo.training import trainer
+
+    try:
+        # Keras' progress bar goes to stderr: stdout carries only the JSON result.
+        with contextlib.redirect_stdout(sys.stderr):
+            state = trainer.fit(model, train_data, val_data, args.out, epochs=args.epochs, patience=args.patience, time_budget=args.time_budget)
+    except trainer.TrainingDiverged as exc:
+        _fail(str(exc))
+    best = os.path.join(args.out, trainer.BEST_WEIGHTS)
+    if os.path.isfile(best):
+        model.load_weights(best)
+    plot_loss_curve(state["history"], os.path.join(args.out, "loss.png"), reference=None, unit=unit)
+    return state
+
+
+def _run_record(state: dict, args, jit: bool) -> dict:
+    """The metadata every trained preset records about its run."""
+    from zoo import backend
+
+    return {
+        "epochs": state["epoch"],
+        "best_epoch": state.get("best_epoch"),
+        "train_seconds": round(state.get("train_seconds", 0.0), 1),
+        "stop_reason": state.get("stop_reason"),
+        "hardware": args.hardware or f"{backend.name()} backend, {'GPU' if backend.has_gpu() else f'{os.cpu_count()}-core CPU'}",
+        "backend": backend.name(),
+        "xla": bool(jit),
+        "history": state["history"],
+        "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+
+
 def cmd_train(args) -> None:
     from zoo.configs import TEXT_MODELS
 
@@ -107,7 +142,6 @@ def cmd_train(args) -> None:
     from zoo.data.pipeline import batches_for
     from zoo.evaluation import evaluate_handwriting
     from zoo.models import HandwritingPredictor, HandwritingSynthesizer
-    from zoo.render.figures import plot_loss_curve
     from zoo.training import trainer
     from zoo.training.graves_rmsprop import GravesRMSprop
 
@@ -144,19 +178,7 @@ def cmd_train(args) -> None:
         f"backend {backend.name()}, XLA {'on' if jit else 'off'}",
         file=sys.stderr,
     )
-    try:
-        # Keras' progress bar goes to stderr: stdout carries only the JSON result.
-        with contextlib.redirect_stdout(sys.stderr):
-            state = trainer.fit(
-                model, train_data, val_data, args.out, epochs=args.epochs, patience=args.patience, time_budget=args.time_budget
-            )
-    except trainer.TrainingDiverged as exc:
-        _fail(str(exc))
-    # The preset gets the best validation epoch's weights.
-    best = os.path.join(args.out, trainer.BEST_WEIGHTS)
-    if os.path.isfile(best):
-        model.load_weights(best)
-    plot_loss_curve(state["history"], os.path.join(args.out, "loss.png"), reference=None)
+    state = _fit_keeping_best(model, train_data, val_data, args, unit="nats per line")
     evaluation = evaluate_handwriting(model, val_raw, val_texts, batch_size=args.batch_size)
     points = int(sum(len(ln) - 1 for ln in train_raw))
     meta = {
@@ -167,19 +189,11 @@ def cmd_train(args) -> None:
         "train_points": points,
         "validation_split": args.validation_split,
         "evaluation": evaluation,
-        "epochs": state["epoch"],
-        "best_epoch": state.get("best_epoch"),
         "steps_per_epoch": train_data.steps_per_epoch,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate or 1e-4,
-        "train_seconds": round(state.get("train_seconds", 0.0), 1),
-        "stop_reason": state.get("stop_reason"),
-        "hardware": args.hardware or f"{backend.name()} backend, {'GPU' if backend.has_gpu() else f'{os.cpu_count()}-core CPU'}",
-        "backend": backend.name(),
-        "xla": bool(jit),
-        "history": state["history"],
         "normalization": {"offset_mean": list(model.offset_mean), "offset_std": list(model.offset_std)},
-        "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        **_run_record(state, args, jit),
     }
     preset_dir = args.preset_out or os.path.join(args.out, "preset")
     name = os.path.basename(os.path.normpath(preset_dir))
@@ -208,7 +222,6 @@ def cmd_train_text(args) -> None:
     from zoo.data.text import TextDataError, Vocabulary, read_corpus
     from zoo.evaluation import evaluate_text
     from zoo.models.language import LanguageModel
-    from zoo.render.figures import plot_loss_curve
     from zoo.training import trainer
     from zoo.training.tbptt import CarriedState
 
@@ -227,8 +240,7 @@ def cmd_train_text(args) -> None:
             train_corpus, valid_corpus = corpus[:cut], corpus[cut:]
     except TextDataError as exc:
         _fail(str(exc))
-    optimizer_name = args.optimizer
-    lr = args.learning_rate or (0.01 if optimizer_name == "sgd" else 2e-3)
+    lr = args.learning_rate or (0.01 if args.optimizer == "sgd" else 2e-3)
     wrapper = trainer.resume(args.out, jit_compile=jit)
     if wrapper is None:
         vocab = Vocabulary.build(train_corpus, level, max_size=args.vocab_size or config.get("max_vocab"))
@@ -243,7 +255,7 @@ def cmd_train_text(args) -> None:
         wrapper = CarriedState(network, args.batch_size)
         wrapper.build()
         # sec. 3: SGD with momentum; Adam as the faster option on small budgets.
-        optimizer = keras.optimizers.SGD(lr, momentum=args.momentum) if optimizer_name == "sgd" else keras.optimizers.Adam(lr)
+        optimizer = keras.optimizers.SGD(lr, momentum=args.momentum) if args.optimizer == "sgd" else keras.optimizers.Adam(lr)
         wrapper.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
     else:
         print(f"resuming from {os.path.join(args.out, trainer.CHECKPOINT)}", file=sys.stderr)
@@ -261,17 +273,7 @@ def cmd_train_text(args) -> None:
         f"backend {backend.name()}, XLA {'on' if jit else 'off'}",
         file=sys.stderr,
     )
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            state = trainer.fit(
-                wrapper, train_data, val_data, args.out, epochs=args.epochs, patience=args.patience, time_budget=args.time_budget
-            )
-    except trainer.TrainingDiverged as exc:
-        _fail(str(exc))
-    best = os.path.join(args.out, trainer.BEST_WEIGHTS)
-    if os.path.isfile(best):
-        wrapper.load_weights(best)
-    plot_loss_curve(state["history"], os.path.join(args.out, "loss.png"), reference=None, unit="nats per symbol")
+    state = _fit_keeping_best(wrapper, train_data, val_data, args, unit="nats per symbol")
     evaluation = evaluate_text(network, valid_ids, seq_length=args.seq_length)
     meta = {
         "model": "LanguageModel",
@@ -280,21 +282,13 @@ def cmd_train_text(args) -> None:
         "valid_file": os.path.basename(args.valid_file) if args.valid_file else "last 5% of the train file",
         "train_symbols": int(len(train_ids)),
         "evaluation": evaluation,
-        "epochs": state["epoch"],
-        "best_epoch": state.get("best_epoch"),
         "steps_per_epoch": train_data.steps_per_epoch,
         "batch_size": wrapper.batch_size,
         "seq_length": args.seq_length,
         "reset_every": args.reset_every,
-        "optimizer": optimizer_name,
+        "optimizer": args.optimizer,
         "learning_rate": lr,
-        "train_seconds": round(state.get("train_seconds", 0.0), 1),
-        "stop_reason": state.get("stop_reason"),
-        "hardware": args.hardware or f"{backend.name()} backend, {'GPU' if backend.has_gpu() else f'{os.cpu_count()}-core CPU'}",
-        "backend": backend.name(),
-        "xla": bool(jit),
-        "history": state["history"],
-        "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        **_run_record(state, args, jit),
     }
     preset_dir = args.preset_out or os.path.join(args.out, "preset")
     name = os.path.basename(os.path.normpath(preset_dir))
