@@ -252,6 +252,23 @@ def shipped_text_presets() -> list[str]:
     return names
 
 
+def bench_subject(name, tmp, random_name, build_random):
+    """(model, exported folder) for a preset name, or for ``random_name`` a model with
+    random weights built and exported into ``tmp`` by ``build_random(folder)``; None
+    (with a note) for a preset that carries no ONNX export."""
+    from export import runtime
+    from zoo.presets import from_preset, preset_path
+
+    if name == random_name:
+        folder = os.path.join(tmp, name)
+        return build_random(folder), folder
+    folder = preset_path(name)
+    if not runtime.has_onnx(folder):
+        print(f"{name}: no ONNX export; run python -m zoo export --model {name} --format all --out {folder}", file=sys.stderr)
+        return None
+    return from_preset(folder), folder
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=300, help="sampling steps per timed run (default: %(default)s)")
@@ -265,24 +282,17 @@ def main():
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args()
     _silence_native_stderr()
-    from zoo.presets import from_preset, preset_path
+    from zoo.presets import from_preset
 
     engines = args.engines.split(",")
     batches = [int(b) for b in args.batches.split(",")]
     figures, table = {"cpu_count": os.cpu_count(), "steps": args.steps, "text_steps": args.text_steps}, []
     tmp = tempfile.mkdtemp(prefix="bench-sampling-")
     for name in [n for n in args.models.split(",") if n]:  # --models "" times the text models only
-        if name == "synthesis-3x400":
-            folder = os.path.join(tmp, name)
-            model = paper_size_synthesis(from_preset("iam-synthesis").alphabet, folder)
-        else:
-            folder = preset_path(name)
-            model = from_preset(folder)
-            from export import runtime
-
-            if not runtime.has_onnx(folder):
-                print(f"{name}: no ONNX export; run python -m zoo export --model {name} --format all --out {folder}", file=sys.stderr)
-                continue
+        subject = bench_subject(name, tmp, "synthesis-3x400", lambda folder: paper_size_synthesis(from_preset("iam-synthesis").alphabet, folder))
+        if subject is None:
+            continue
+        model, folder = subject
         synthesis = hasattr(model, "alphabet")
         for batch in batches:
             res = bench_model(model, folder, batch, args.steps, args.repeats, engines, args.threads)
@@ -298,17 +308,10 @@ def main():
     if "shipped" in text_names:
         text_names = [n for n in text_names if n != "shipped"] + shipped_text_presets()
     for name in text_names:
-        from export import runtime
-
-        if name == "text-1x256":
-            folder = os.path.join(tmp, name)
-            model = random_text_model(folder)
-        else:
-            folder = preset_path(name)
-            model = from_preset(folder)
-            if not runtime.has_onnx(folder):
-                print(f"{name}: no ONNX export; run python -m zoo export --model {name} --format all --out {folder}", file=sys.stderr)
-                continue
+        subject = bench_subject(name, tmp, "text-1x256", random_text_model)
+        if subject is None:
+            continue
+        model, folder = subject
         for batch in batches:
             res = bench_text_model(model, folder, batch, args.text_steps, args.repeats, TEXT_ENGINES, args.threads)
             base = res["tf_function"][1]
