@@ -438,3 +438,16 @@ def test_int8_missing_names_the_command(text_exported, tmp_path):
     entry = export_model(again, again, formats=("onnx",))
     assert "int8" not in entry["onnx"] and not os.path.exists(os.path.join(again, "loop.int8.onnx"))
     assert not runtime.has_onnx(again, "int8") and runtime.has_onnx(again)
+
+
+def test_default_threads_follow_graph_size(tmp_path, monkeypatch):
+    monkeypatch.delenv("ZOO_ORT_THREADS", raising=False)
+    small, large = tmp_path / "small.onnx", tmp_path / "large.onnx"
+    small.write_bytes(b"\0" * 1000)
+    large.write_bytes(b"\0" * (runtime.LARGE_GRAPH_BYTES + 1))
+    cores = len(os.sched_getaffinity(0))
+    assert runtime.default_threads(str(small)) == 1
+    assert runtime.default_threads(str(large)) == max(1, min(cores, 4))
+    assert runtime.default_threads(None) == 1
+    monkeypatch.setenv("ZOO_ORT_THREADS", "3")
+    assert runtime.default_threads(str(small)) == 3 and runtime.default_threads(str(large)) == 3
