@@ -282,6 +282,7 @@ def main():
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args()
     _silence_native_stderr()
+    from export import runtime
     from zoo.presets import from_preset
 
     engines = args.engines.split(",")
@@ -302,6 +303,7 @@ def main():
                 figures[f"{name}/{engine}_b{batch}_ms_per_step"] = round(ms, 4)
                 figures[f"{name}/{engine}_b{batch}_points_per_s"] = round(pps, 1)
         latency, load = first_sample_latency(folder, args.threads, synthesis)
+        figures[f"{name}/ort_threads"] = args.threads or runtime.default_threads(os.path.join(folder, "loop.onnx"))
         figures[f"{name}/ort_first_sample_s"] = round(latency, 3)
         figures[f"{name}/ort_session_load_s"] = round(load, 3)
     text_names = [n for n in args.text_models.split(",") if n and n != "none"]
@@ -350,6 +352,8 @@ def main():
     for k, v in figures.items():
         if k.endswith("first_sample_s") or k.endswith("session_load_s"):
             print(f"{k}: {v} s")
+        elif k.endswith("ort_threads"):
+            print(f"{k} (onnxruntime intra-op threads, float loop graph): {v}")
     if "ort_loop_b32_over_b1" in figures:
         print(f"onnxruntime loop, batch 32 / batch 1 points per second: {figures['ort_loop_b32_over_b1']}x")
     for b in (1, 32):
