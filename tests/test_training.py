@@ -53,13 +53,18 @@ def test_killed_run_resumes_where_it_stopped(fixture_cache, tmp_path):
         killed_at = json.load(f)["epoch"]
     assert keras.saving.load_model(os.path.join(run, trainer.CHECKPOINT)) is not None  # never half-written
     target = killed_at + 2
-    done = subprocess.run(zoo_cmd(*args, "--epochs", str(target)), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    # Resumed with a lower rate (annealing): the new rate replaces the checkpoint's.
+    done = subprocess.run(zoo_cmd(*args, "--epochs", str(target), "--learning-rate", "5e-5"), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "resuming from" in done.stderr
+    assert "resuming from" in done.stderr and "learning rate 0.0001 -> 5e-05" in done.stderr
     with open(state_path) as f:
         state = json.load(f)
     assert state["epoch"] == target
     assert [h["epoch"] for h in state["history"]] == list(range(1, target + 1))
+    rates = [h["learning_rate"] for h in state["history"]]
+    assert rates[:killed_at] == pytest.approx([1e-4] * killed_at) and rates[killed_at:] == pytest.approx([5e-5] * 2)
+    with open(os.path.join(run, "preset", "metadata.json")) as f:
+        assert json.load(f)["learning_rate"] == pytest.approx(5e-5)
     assert json.loads(done.stdout)["epochs"] == target
     assert os.path.isfile(os.path.join(run, "preset", "model.weights.h5"))
     assert os.path.isfile(os.path.join(run, "loss.png"))

@@ -153,7 +153,7 @@ def cmd_train(args) -> None:
     train_raw, val_raw = [data.line(i) for i in train_idx], [data.line(i) for i in val_idx]
     train_texts, val_texts = [data.texts[i] for i in train_idx], [data.texts[i] for i in val_idx]
 
-    model = trainer.resume(args.out, jit_compile=jit)
+    model = trainer.resume(args.out, jit_compile=jit, new_learning_rate=args.learning_rate)
     if model is None:
         mean, std = data.normalization("train")
         common = dict(units=args.units or 400, num_layers=args.layers or 3, num_mixtures=args.mixtures, offset_mean=mean, offset_std=std)
@@ -191,7 +191,7 @@ def cmd_train(args) -> None:
         "evaluation": evaluation,
         "steps_per_epoch": train_data.steps_per_epoch,
         "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate or 1e-4,
+        "learning_rate": trainer.learning_rate(model),
         "normalization": {"offset_mean": list(model.offset_mean), "offset_std": list(model.offset_std)},
         **_run_record(state, args, jit),
     }
@@ -241,7 +241,7 @@ def cmd_train_text(args) -> None:
     except TextDataError as exc:
         _fail(str(exc))
     lr = args.learning_rate or (0.01 if args.optimizer == "sgd" else 2e-3)
-    wrapper = trainer.resume(args.out, jit_compile=jit)
+    wrapper = trainer.resume(args.out, jit_compile=jit, new_learning_rate=args.learning_rate)
     if wrapper is None:
         vocab = Vocabulary.build(train_corpus, level, max_size=args.vocab_size or config.get("max_vocab"))
         network = LanguageModel(
@@ -287,7 +287,7 @@ def cmd_train_text(args) -> None:
         "seq_length": args.seq_length,
         "reset_every": args.reset_every,
         "optimizer": args.optimizer,
-        "learning_rate": lr,
+        "learning_rate": trainer.learning_rate(wrapper),
         **_run_record(state, args, jit),
     }
     preset_dir = args.preset_out or os.path.join(args.out, "preset")
@@ -539,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=1000, help="upper bound; early stopping ends the run first")
     s.add_argument("--steps-per-epoch", type=int, help="batches per epoch, i.e. between checkpoints (default: one pass)")
     s.add_argument("--patience", type=int, default=10, help="epochs without improvement on the validation split before stopping")
-    s.add_argument("--learning-rate", type=float, help="default: 1e-4 (handwriting, Graves RMSProp); text: 0.01 (SGD), 2e-3 (Adam)")
+    s.add_argument("--learning-rate", type=float, help="default: 1e-4 (handwriting, Graves RMSProp); text: 0.01 (SGD), 2e-3 (Adam); when resuming, a given rate replaces the checkpoint's (annealing)")
     s.add_argument("--time-budget", type=float, help="stop after this many seconds of training (checked every epoch)")
     s.add_argument("--validation-split", default="testset_v")
     s.add_argument("--max-train-lines", type=int, help="use only the first N training lines (quick runs)")

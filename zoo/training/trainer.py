@@ -95,7 +95,7 @@ class RunState(keras.callbacks.Callback):
         st["epoch"] = epoch + 1
         st["train_seconds"] = st.get("train_seconds", 0.0) + (time.time() - self.started)
         self.started = time.time()
-        st["history"].append({"epoch": epoch + 1, **logs, "train_seconds": round(st["train_seconds"], 1)})
+        st["history"].append({"epoch": epoch + 1, **logs, "learning_rate": learning_rate(self.model), "train_seconds": round(st["train_seconds"], 1)})
         if value is not None and value < st.get("best", math.inf):
             st["best"], st["best_epoch"], st["wait"] = value, epoch + 1, 0
             _atomic_save(self.model.save_weights, os.path.join(self.run_dir, BEST_WEIGHTS))
@@ -161,8 +161,15 @@ def fit(
     return state
 
 
-def resume(run_dir: str, jit_compile: bool | None = None):
-    """The model of the last checkpoint in ``run_dir`` with its optimiser state, or None."""
+def learning_rate(model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def resume(run_dir: str, jit_compile: bool | None = None, new_learning_rate: float | None = None):
+    """The model of the last checkpoint in ``run_dir`` with its optimiser state, or None.
+
+    ``new_learning_rate`` replaces the checkpoint's rate (annealing a run by
+    resuming it with a lower ``--learning-rate``); the optimiser's moments are kept."""
     if load_state(run_dir) is None:
         return None
     import zoo.models  # noqa: F401  (registers the zoo's classes for deserialisation)
@@ -172,4 +179,7 @@ def resume(run_dir: str, jit_compile: bool | None = None):
     model = keras.saving.load_model(os.path.join(run_dir, CHECKPOINT))
     if jit_compile is not None:
         model.jit_compile = jit_compile
+    if new_learning_rate is not None and not math.isclose(new_learning_rate, learning_rate(model), rel_tol=1e-6):
+        print(f"learning rate {learning_rate(model):g} -> {new_learning_rate:g}", file=sys.stderr)
+        model.optimizer.learning_rate.assign(new_learning_rate)
     return model
