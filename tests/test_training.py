@@ -70,6 +70,23 @@ def test_killed_run_resumes_where_it_stopped(fixture_cache, tmp_path):
     assert os.path.isfile(os.path.join(run, "loss.png"))
     assert any(f.startswith("events.out.tfevents") for _, _, files in os.walk(os.path.join(run, "logs")) for f in files)
 
+    # A new run started from the finished preset's weights: with no epoch trained its
+    # evaluation is the preset's own, and the metadata says where it started.
+    preset = os.path.join(run, "preset")
+    with open(os.path.join(preset, "metadata.json")) as f:
+        source = json.load(f)
+    follow = subprocess.run(zoo_cmd(*args, "--out", str(tmp_path / "run2"), "--init-from", preset, "--epochs", "0"),
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert follow.returncode == 0, follow.stderr
+    assert "starting from the weights of" in follow.stderr
+    with open(tmp_path / "run2" / "preset" / "metadata.json") as f:
+        meta = json.load(f)
+    assert meta["evaluation"]["nll_nats_per_line"] == pytest.approx(source["evaluation"]["nll_nats_per_line"], rel=1e-5)
+    assert meta["initialized_from"]["epochs"] == target and meta["initialized_from"]["preset"] == os.path.abspath(preset)
+    wrong = subprocess.run(zoo_cmd("train", "synthesis", "--data", fixture_cache, "--out", str(tmp_path / "run3"), "--init-from", preset),
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert wrong.returncode != 0 and "holds a HandwritingPredictor, not a HandwritingSynthesizer" in wrong.stderr
+
 
 class _Batches(keras.utils.PyDataset):
     def __init__(self, x, y):

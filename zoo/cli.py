@@ -127,6 +127,30 @@ def _run_record(state: dict, args, jit: bool) -> dict:
     }
 
 
+INIT_RECORD = "initialized_from.json"  # in a run folder started with --init-from
+
+
+def _init_from_preset(name_or_path: str, model_class):
+    """A preset's model to train further, and what the new preset's metadata says about it."""
+    from zoo.presets import from_preset, preset_path
+
+    try:
+        folder = preset_path(name_or_path)
+        model = from_preset(folder)
+    except (OSError, ValueError) as exc:
+        _fail(f"--init-from {name_or_path}: cannot load the preset ({exc}); give a preset folder or a shipped preset's name")
+    if not isinstance(model, model_class):
+        _fail(f"--init-from {name_or_path} holds a {type(model).__name__}, not a {model_class.__name__}: start from a preset of the same kind")
+    record = {"preset": os.path.abspath(folder)}
+    meta_path = os.path.join(folder, "metadata.json")
+    if os.path.isfile(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        # The earlier training, so that the new preset's totals stay honest.
+        record.update({k: meta.get(k) for k in ("epochs", "train_seconds", "learning_rate", "evaluation", "created")})
+    return model, record
+
+
 def cmd_train(args) -> None:
     from zoo.configs import TEXT_MODELS
 
@@ -154,7 +178,16 @@ def cmd_train(args) -> None:
     train_texts, val_texts = [data.texts[i] for i in train_idx], [data.texts[i] for i in val_idx]
 
     model = trainer.resume(args.out, jit_compile=jit, new_learning_rate=args.learning_rate)
-    if model is None:
+    initialized_from = None
+    if model is None and args.init_from:
+        # Fine-tune (or continue) a preset: its weights, alphabet and normalisation, a fresh optimiser.
+        model, initialized_from = _init_from_preset(args.init_from, HandwritingSynthesizer if args.model == "synthesis" else HandwritingPredictor)
+        model.compile(optimizer=GravesRMSprop(learning_rate=args.learning_rate or 1e-4), jit_compile=jit)
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, INIT_RECORD), "w") as f:
+            json.dump(initialized_from, f, indent=1)
+        print(f"starting from the weights of {args.init_from}", file=sys.stderr)
+    elif model is None:
         mean, std = data.normalization("train")
         common = dict(units=args.units or 400, num_layers=args.layers or 3, num_mixtures=args.mixtures, offset_mean=mean, offset_std=std)
         if args.model == "synthesis":
@@ -195,6 +228,8 @@ def cmd_train(args) -> None:
         "normalization": {"offset_mean": list(model.offset_mean), "offset_std": list(model.offset_std)},
         **_run_record(state, args, jit),
     }
+    if initialized_from or os.path.isfile(os.path.join(args.out, INIT_RECORD)):
+        meta["initialized_from"] = initialized_from or json.load(open(os.path.join(args.out, INIT_RECORD)))
     preset_dir = args.preset_out or os.path.join(args.out, "preset")
     name = os.path.basename(os.path.normpath(preset_dir))
     presets.save_preset(model, preset_dir, meta, _model_card(name, model.get_config(), meta))
@@ -539,6 +574,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=1000, help="upper bound; early stopping ends the run first")
     s.add_argument("--steps-per-epoch", type=int, help="batches per epoch, i.e. between checkpoints (default: one pass)")
     s.add_argument("--patience", type=int, default=10, help="epochs without improvement on the validation split before stopping")
+    s.add_argument(
+        "--init-from",
+        metavar="PRESET",
+        help="handwriting: start a new run from a preset's weights (fine-tuning, or continuing a shipped model) instead of from scratch",
+    )
     s.add_argument("--learning-rate", type=float, help="default: 1e-4 (handwriting, Graves RMSProp); text: 0.01 (SGD), 2e-3 (Adam); when resuming, a given rate replaces the checkpoint's (annealing)")
     s.add_argument("--time-budget", type=float, help="stop after this many seconds of training (checked every epoch)")
     s.add_argument("--validation-split", default="testset_v")
