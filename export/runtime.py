@@ -256,7 +256,7 @@ class SynthesisModel(OnnxModel):
     def write(
         self,
         lines,
-        bias: float = 0.0,
+        bias: float = 0.75,  # the same default as zoo.sampling.handwriting.write
         seed: int = 0,
         prime=None,
         style: str | None = None,

@@ -642,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("text", nargs="*", help="the text; long text is wrapped into lines of --width characters")
     s.add_argument("--file", help="read the text from this UTF-8 file (one paragraph per line)")
     s.add_argument("--model", default=DEFAULT_WRITER, help="synthesis preset name or folder (default: %(default)s)")
-    s.add_argument("--bias", type=float, default=0.0, help="sampling bias b of eq. 61-62: 0 varied, 1-2 neat")
+    s.add_argument("--bias", type=float, default=0.75, help="sampling bias b of eq. 61-62: 0 varied (scribbles more), 0.75 default, 1-2 neat")
     style = s.add_mutually_exclusive_group()
     style.add_argument("--style", help="a named style stored with the preset (primed sampling, sec. 5.5)")
     style.add_argument("--prime-line", help="prime with this IAM-OnDB line id (needs --data)")
