@@ -37,7 +37,7 @@ SENTENCES = [
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="iam-synthesis")
-    p.add_argument("--biases", default="0,0.5,1")
+    p.add_argument("--biases", default="0,0.5,0.75,1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps-per-char", type=int, default=40)
     p.add_argument("--out", default="docs/img", help="folder for write-bias<B>.png")
