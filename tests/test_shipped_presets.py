@@ -51,3 +51,28 @@ def test_synthesis_preset_is_shipped_and_writes():
     assert meta["evaluation"]["lines"] == 1438 and meta["evaluation"]["nll_nats_per_line"] < 0
     offsets = write(model, ["Hello world"], bias=1.0, style=next(iter(model.styles)))
     assert len(offsets) == 1 and np.all(np.isfinite(offsets[0]))
+
+
+def test_zoo_write_with_the_shipped_export_runs_without_tensorflow(tmp_path):
+    """`zoo write` on a preset with a current ONNX export loads onnxruntime only (TensorFlow's import costs ~4 s),
+    and writes the same strokes as the Keras path."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from zoo.cli import main; main(sys.argv[1:]); "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'"
+    )
+    outs = {}
+    for backend in ("auto", "keras"):
+        out = str(tmp_path / f"{backend}.svg")
+        run = subprocess.run(
+            [sys.executable, "-c", code if backend == "auto" else "import sys; from zoo.cli import main; main(sys.argv[1:])",
+             "write", "Hello world", "--bias", "1", "--backend", backend, "--out", out],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert json.loads(run.stdout.strip().splitlines()[-1])["lines"] == 1
+        outs[backend] = open(out).read()
+    assert outs["auto"] == outs["keras"]

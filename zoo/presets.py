@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 
-import keras
 import numpy as np
 
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
@@ -44,6 +43,8 @@ def load_metadata(name_or_path: str) -> dict:
 
 def from_preset(name_or_path: str):
     """Build the model of a preset folder and load its weights."""
+    import keras  # imported here so that finding a preset (preset_path) stays light for the onnxruntime path
+
     import zoo.models  # noqa: F401  (registers the model classes)
 
     folder = preset_path(name_or_path)
@@ -62,6 +63,8 @@ def from_preset(name_or_path: str):
 
 def save_preset(model, folder: str, metadata: dict, card: str | None = None) -> None:
     """Write the four files of a preset; each is written to a temporary name and renamed."""
+    import keras
+
     os.makedirs(folder, exist_ok=True)
 
     def write_text(name, text):
