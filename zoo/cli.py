@@ -472,17 +472,19 @@ def _onnx_writer(args):
 
     Loading it directly, not through from_preset, keeps TensorFlow and Keras out of
     the process: their import took ~4.5 of the 4.6 s of a one-line `zoo write`."""
-    if args.backend == "keras" or args.prime_line:
-        return None
-    from export import runtime
     from zoo.presets import preset_path
+    from zoo.sampling.common import uses_onnx
 
+    if args.prime_line:  # reading the IAM-OnDB line needs the data pipeline, which imports TensorFlow anyway
+        return None
     try:
         folder = preset_path(args.model)
     except FileNotFoundError as exc:
         _fail(str(exc))
-    if args.backend == "auto" and not runtime.current_export(folder, args.precision):
+    if not uses_onnx(folder, args.backend, args.precision):
         return None
+    from export import runtime
+
     sampler = runtime.load(folder, precision=args.precision)
     return sampler if hasattr(sampler, "write") else None  # a prediction preset: from_preset's path explains
 

@@ -20,6 +20,23 @@ BACKENDS = ("auto", "keras", "onnx")
 PRECISIONS = ("float32", "int8")
 
 
+def uses_onnx(folder: str | None, backend: str = "auto", precision: str = "float32") -> bool:
+    """Whether a model from the preset ``folder`` samples with onnxruntime (the rule of `onnx_sampler`)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+    if precision != "float32":
+        if backend == "keras":
+            raise ValueError(f"precision {precision!r} needs the onnxruntime backend (the int8 graphs of zoo export --int8), not keras")
+        return True
+    if backend == "auto":
+        from export import runtime
+
+        return bool(folder and runtime.current_export(folder))
+    return backend == "onnx"
+
+
 def onnx_sampler(model, backend: str = "auto", precision: str = "float32"):
     """The onnxruntime sampler of ``model``'s preset folder, or None to sample with Keras.
 
@@ -30,21 +47,11 @@ def onnx_sampler(model, backend: str = "auto", precision: str = "float32"):
     the int8 graphs of ``zoo export --int8``, failing with that command if the
     folder has none.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
-    if precision != "float32":
-        if backend == "keras":
-            raise ValueError(f"precision {precision!r} needs the onnxruntime backend (the int8 graphs of zoo export --int8), not keras")
-        backend = "onnx"
-    if backend == "keras":
+    folder = getattr(model, "preset_folder", None)
+    if not uses_onnx(folder, backend, precision):
         return None
     from export import runtime
 
-    folder = getattr(model, "preset_folder", None)
-    if backend == "auto" and not (folder and runtime.current_export(folder)):
-        return None
     if folder is None:
         raise ValueError(f"backend='onnx' (precision {precision}) needs a model loaded with from_preset() from a folder with an ONNX export")
     cached = getattr(model, "_onnx_sampler", None)
