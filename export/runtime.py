@@ -36,6 +36,7 @@ import onnxruntime as ort
 from zoo.data.alphabet import Alphabet
 from zoo.data.text import Vocabulary
 from zoo.sampling.common import (
+    WRITE_BIAS,
     TextPieces,
     check_text_args,
     denormalize,
@@ -256,7 +257,7 @@ class SynthesisModel(OnnxModel):
     def write(
         self,
         lines,
-        bias: float = 0.75,  # the same default as zoo.sampling.handwriting.write
+        bias: float = WRITE_BIAS,
         seed: int = 0,
         prime=None,
         style: str | None = None,

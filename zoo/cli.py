@@ -475,8 +475,6 @@ def _onnx_writer(args):
     from zoo.presets import preset_path
     from zoo.sampling.common import uses_onnx
 
-    if args.prime_line:  # reading the IAM-OnDB line needs the data pipeline, which imports TensorFlow anyway
-        return None
     try:
         folder = preset_path(args.model)
     except FileNotFoundError as exc:
@@ -520,7 +518,10 @@ def cmd_write(args) -> None:
         if not args.data:
             _fail("--prime-line needs --data, the IAM-OnDB folder the line comes from")
         data = load_handwriting(args.data)
-        i = data.index(args.prime_line)
+        try:
+            i = data.index(args.prime_line)
+        except KeyError as exc:
+            _fail(str(exc.args[0]))
         prime = (data.line(i), data.texts[i])
     batch = [ln for ln in lines for _ in range(args.count)]
     t0 = time.time()
@@ -570,6 +571,8 @@ def cmd_density(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from zoo.sampling.common import WRITE_BIAS  # numpy only: the parser stays light
+
     p = argparse.ArgumentParser(prog="python -m zoo", description="Graves (2013) sequence generation model zoo.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -670,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("text", nargs="*", help="the text; long text is wrapped into lines of --width characters")
     s.add_argument("--file", help="read the text from this UTF-8 file (one paragraph per line)")
     s.add_argument("--model", default=DEFAULT_WRITER, help="synthesis preset name or folder (default: %(default)s)")
-    s.add_argument("--bias", type=float, default=0.75, help="sampling bias b of eq. 61-62: 0 varied (scribbles more), 0.75 default, 1-2 neat")
+    s.add_argument("--bias", type=float, default=WRITE_BIAS, help="sampling bias b of eq. 61-62: 0 varied (scribbles more), 1-2 neat (default: %(default)s)")
     style = s.add_mutually_exclusive_group()
     style.add_argument("--style", help="a named style stored with the preset (primed sampling, sec. 5.5)")
     style.add_argument("--prime-line", help="prime with this IAM-OnDB line id (needs --data)")

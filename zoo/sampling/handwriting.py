@@ -13,7 +13,7 @@ from keras import ops
 from zoo import backend as zoo_backend
 from zoo.layers import mixture
 from zoo.layers.window import past_the_end, text_end_masks
-from zoo.sampling.common import BACKENDS, encode_lines, finish_lines, onnx_sampler, resolve_prime, sampling_noise, step_cap  # noqa: F401
+from zoo.sampling.common import BACKENDS, WRITE_BIAS, encode_lines, finish_lines, onnx_sampler, resolve_prime, sampling_noise, step_cap  # noqa: F401
 
 
 def make_step(model, bias: float):
@@ -90,7 +90,7 @@ def make_write_step(model, bias: float):
 def write(
     model,
     lines,
-    bias: float = 0.75,  # bias 0 is the model's full variety, which scribbles more often (README, quality check)
+    bias: float = WRITE_BIAS,
     seed: int = 0,
     prime: tuple[np.ndarray, str] | None = None,
     style: str | None = None,
