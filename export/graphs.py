@@ -2,17 +2,16 @@
 
 Every model kind contributes one function ``model -> Graphs`` registered with
 ``@kind("ClassName")``; `savedmodel.py` saves its functions as signatures and
-`onnx.py` converts its step and loop to ONNX. Kinds: prediction, synthesis
-(noise-driven strokes) and text (symbols drawn by inverting the softmax's CDF
-with one uniform per symbol, ``zoo.sampling.text.pick_symbol``).
+`onnx.py` converts its step and loop to ONNX. Nothing is re-derived here: the
+step graph wraps the model's own step (``model.sample_step``, or the text
+model's ``step`` and ``zoo.sampling.loops.pick_symbol``) and the loop graph
+wraps the loop that the Keras engine compiles (``zoo.sampling.loops``), so
+Keras, the SavedModel and the ONNX graphs draw the same strokes (and text)
+for the same noise, stop lines by the same rule and cap them alike.
 
 The loops sample from noise given as an input, (steps, batch, 4) = u_component,
-z1, z2, u_eos as drawn by ``zoo.sampling.common.sampling_noise``, with the
-repo's own maths (``mixture.sample_point``, ``window.soft_window``,
-``PeepholeLSTM.gates``), so that the Keras samplers, the SavedModel and the
-ONNX graphs draw the same strokes for the same noise. For speed each LSTM
-layer computes all four gates with one matmul over [inputs, h_{t-1}], and
-weights are read once, outside the loop.
+z1, z2, u_eos as drawn by ``zoo.sampling.driver.sampling_noise``; ``caps``
+(batch,) is each line's step cap (``zoo.sampling.driver.line_caps``).
 """
 
 from __future__ import annotations
@@ -25,8 +24,11 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.layers import mixture
-from zoo.layers.window import past_the_end, soft_window, text_end_masks
-from zoo.sampling.text import pick_symbol
+from zoo.layers.window import past_the_end
+from zoo.sampling import loops
+
+# The layout of the graphs (inputs, outputs, semantics); export.runtime drives this format only.
+FORMAT = 2
 
 KINDS: dict[str, Callable] = {}
 
@@ -72,23 +74,6 @@ def _spec(shape, dtype=tf.float32, name=None):
     return tf.TensorSpec(shape, dtype, name=name)
 
 
-def _fused_lstm_weights(cell):
-    """([kernel; recurrent kernel], bias, peepholes) of a PeepholeLSTM, read once."""
-    return tf.concat([cell.kernel, cell.recurrent_kernel], axis=0), tf.convert_to_tensor(cell.bias), tf.convert_to_tensor(cell.peephole)
-
-
-def _lstm(cell, weights, inputs, h, c, projected=None):
-    """One PeepholeLSTM step with every gate from one matmul over [inputs..., h_{t-1}]
-    (plus ``projected``, an input projection the caller computed, e.g. rows looked up for one-hot inputs)."""
-    kernel, bias, peephole = weights
-    z = tf.matmul(tf.concat(list(inputs) + [h], axis=-1), kernel) + bias
-    return cell.gates(z if projected is None else z + projected, c, peephole)
-
-
-def _head_weights(model):
-    return tf.convert_to_tensor(model.head.dense.kernel), tf.convert_to_tensor(model.head.dense.bias)
-
-
 def _distribution(y_hat, num_mixtures, bias):
     """Mixture parameters after the bias (eq. 18-22, 61-62), as probabilities."""
     p = mixture.split_params(y_hat, num_mixtures, bias)
@@ -125,9 +110,10 @@ def _graph_noise(steps, batch, seed):
     return tf.stack([u[..., 0], z[..., 0], z[..., 1], u[..., 1]], axis=-1)
 
 
-def _info(model, kind_name, state):
+def _info(model, kind_name):
     mean, std = _normalization(model)
     return {
+        "format": FORMAT,
         "kind": kind_name,
         "model": type(model).__name__,
         "units": model.units,
@@ -135,58 +121,37 @@ def _info(model, kind_name, state):
         "num_mixtures": model.num_mixtures,
         "offset_mean": mean.tolist(),
         "offset_std": std.tolist(),
-        "state": state,  # name -> shape with "batch" for the batch axis
+        "state": model.state_shapes(),  # name -> shape with "batch" for the batch axis
     }
 
 
-# ---------------------------------------------------------------- prediction
+# ---------------------------------------------------------------- handwriting
+
+
+def _state_specs(model):
+    """The flat state's input specs, in the order of model.state_shapes()."""
+    return [_spec([None if d == "batch" else d for d in shape], name=k) for k, shape in model.state_shapes().items()]
+
+
+def _named(model, values) -> dict:
+    return dict(zip(model.state_shapes(), values))
 
 
 @kind("HandwritingPredictor")
 def prediction_graphs(model) -> Graphs:
-    cells, m = model.lstm.cells, model.num_mixtures
-    n_layers, units = model.num_layers, model.units
+    m = model.num_mixtures
 
-    def weights():
-        return [_fused_lstm_weights(c) for c in cells], _head_weights(model)
-
-    def core(w, x, hs, cs, noise, bias):
-        (lstm_w, (head_k, head_b)) = w
-        new_h, new_c, below = [], [], None
-        for cell, cw, h, c in zip(cells, lstm_w, hs, cs):
-            h, c = _lstm(cell, cw, [x] if below is None else [x, below], h, c)  # eq. 1-2
-            new_h.append(h)
-            new_c.append(c)
-            below = h
-        y_hat = tf.matmul(tf.concat(new_h, axis=-1), head_k) + head_b  # eq. 3
-        return mixture.sample_point(y_hat, noise, m, bias), y_hat, new_h, new_c
-
-    state_spec = [_spec((n_layers, None, units), name="h"), _spec((n_layers, None, units), name="c")]
-
-    @tf.function(input_signature=[_spec((None, 3), name="x"), *state_spec, _spec((None, 4), name="noise"), _spec((), name="bias")])
+    @tf.function(input_signature=[_spec((None, 3), name="x"), *_state_specs(model), _spec((None, 4), name="noise"), _spec((), name="bias")])
     def step(x, h, c, noise, bias):
-        point, y_hat, hs, cs = core(weights(), x, tf.unstack(h, n_layers), tf.unstack(c, n_layers), noise, bias)
-        return {"point": point, "h_next": tf.stack(hs), "c_next": tf.stack(cs), **_distribution(y_hat, m, bias)}
+        point, y_hat, state, _ = model.sample_step(model.step_weights(), x, model.unstack_state({"h": h, "c": c}), noise, bias)
+        return {"point": point, **{f"{k}_next": v for k, v in model.stack_state(state).items()}, **_distribution(y_hat, m, bias)}
 
-    def run_loop(x, h, c, noise, bias):
-        w = weights()
-        steps = tf.shape(noise)[0]
+    loop_spec = [_spec((None, 3), name="x"), *_state_specs(model), _spec((None, None, 4), name="noise"), _spec((), name="bias"), _spec((None,), tf.int32, "caps")]
 
-        def body(t, x, hs, cs, points):
-            point, _, hs, cs = core(w, x, hs, cs, tf.gather(noise, t), bias)
-            return t + 1, point, hs, cs, points.write(t, point)
-
-        _, _, hs, cs, points = tf.while_loop(
-            lambda t, *_: t < steps,
-            body,
-            (tf.constant(0), x, tf.unstack(h, n_layers), tf.unstack(c, n_layers), tf.TensorArray(tf.float32, size=steps, element_shape=[None, 3])),
-        )
-        return points.stack(), tf.stack(hs), tf.stack(cs)
-
-    @tf.function(input_signature=[_spec((None, 3), name="x"), *state_spec, _spec((None, None, 4), name="noise"), _spec((), name="bias")])
-    def loop(x, h, c, noise, bias):
-        points, h, c = run_loop(x, h, c, noise, bias)
-        return {"points": points, "h_final": h, "c_final": c}
+    @tf.function(input_signature=loop_spec)
+    def loop(x, h, c, noise, bias, caps):
+        points, _, ends, state = loops.strokes_loop(model, x, model.unstack_state({"h": h, "c": c}), noise, bias, caps)
+        return {"points": points, "ends": ends, **{f"{k}_final": v for k, v in model.stack_state(state).items()}}
 
     @tf.function(input_signature=[_spec((None, None, 3), name="inputs"), _spec((None, None, 3), name="targets"), _spec((None, None), name="mask")])
     def log_likelihood(inputs, targets, mask):
@@ -194,102 +159,38 @@ def prediction_graphs(model) -> Graphs:
 
     @tf.function(input_signature=[_spec((), tf.int32, "count"), _spec((), tf.int32, "steps"), _spec((), name="bias"), _spec((), tf.int64, "seed")])
     def sample(count, steps, bias, seed):
-        zeros = tf.zeros([n_layers, count, units])
-        points, _, _ = run_loop(_start_input(model, count), zeros, zeros, _graph_noise(steps, count, seed), bias)
+        points, _, _, _ = loops.strokes_loop(
+            model, _start_input(model, count), model.zero_state(count), _graph_noise(steps, count, seed), bias, tf.fill([count], steps)
+        )
         return {"strokes": _denormalize(model, tf.transpose(points, [1, 0, 2]))}
 
-    info = _info(model, "prediction", {"h": [n_layers, "batch", units], "c": [n_layers, "batch", units]})
-    return Graphs("prediction", step, loop, {"log_likelihood": log_likelihood, "sample": sample}, info)
-
-
-# ---------------------------------------------------------------- synthesis
+    return Graphs("prediction", step, loop, {"log_likelihood": log_likelihood, "sample": sample}, _info(model, "prediction"))
 
 
 @kind("HandwritingSynthesizer")
 def synthesis_graphs(model) -> Graphs:
-    cells, m, k = model.cells, model.num_mixtures, model.window_components
-    n_layers, units, chars = model.num_layers, model.units, model.num_chars
+    m = model.num_mixtures
+    state_specs = [*_state_specs(model), _spec((None, None), tf.int32, "text")]
 
-    def weights():
-        window = (tf.convert_to_tensor(model.window.dense.kernel), tf.convert_to_tensor(model.window.dense.bias))
-        return [_fused_lstm_weights(c) for c in cells], window, _head_weights(model)
-
-    def core(w, x, hs, cs, kappa, window_prev, onehot, end_masks, noise, bias):
-        lstm_w, (win_k, win_b), (head_k, head_b) = w
-        h, c = _lstm(cells[0], lstm_w[0], [x, window_prev], hs[0], cs[0])  # eq. 52
-        window, kappa, phi = soft_window(tf.matmul(h, win_k) + win_b, kappa, onehot, k)  # eq. 46-51
-        new_h, new_c = [h], [c]
-        for cell, cw, h, c in zip(cells[1:], lstm_w[1:], hs[1:], cs[1:]):
-            h, c = _lstm(cell, cw, [x, new_h[-1], window], h, c)  # eq. 53
-            new_h.append(h)
-            new_c.append(c)
-        y_hat = tf.matmul(tf.concat(new_h, axis=-1), head_k) + head_b
-        point = mixture.sample_point(y_hat, noise, m, bias)
-        return point, y_hat, new_h, new_c, kappa, window, phi, past_the_end(phi, end_masks)
-
-    def text_inputs(text):
-        text = tf.cast(text, tf.int32)
-        lengths = tf.reduce_sum(tf.cast(text > 0, tf.int32), axis=1)
-        return model.text_onehot(text), text_end_masks(lengths, tf.shape(text)[1])
-
-    state_spec = [
-        _spec((n_layers, None, units), name="h"),
-        _spec((n_layers, None, units), name="c"),
-        _spec((None, k), name="kappa"),
-        _spec((None, chars), name="w"),
-        _spec((None, None), tf.int32, "text"),
-    ]
-
-    @tf.function(input_signature=[_spec((None, 3), name="x"), *state_spec, _spec((None, 4), name="noise"), _spec((), name="bias")])
+    @tf.function(input_signature=[_spec((None, 3), name="x"), *state_specs, _spec((None, 4), name="noise"), _spec((), name="bias")])
     def step(x, h, c, kappa, w, text, noise, bias):
-        onehot, end_masks = text_inputs(text)
-        point, y_hat, hs, cs, kappa, w, phi, stop = core(weights(), x, tf.unstack(h, n_layers), tf.unstack(c, n_layers), kappa, w, onehot, end_masks, noise, bias)
+        onehot, end_masks = loops.text_context(model, text)
+        state = model.unstack_state(_named(model, (h, c, kappa, w)))
+        point, y_hat, state, window = model.sample_step(model.step_weights(), x, state, noise, bias, onehot)
         return {
             "point": point,
-            "h_next": tf.stack(hs),
-            "c_next": tf.stack(cs),
-            "kappa_next": kappa,
-            "w_next": w,
-            "phi": phi,
-            "past_end": stop,
+            **{f"{k}_next": v for k, v in model.stack_state(state).items()},
+            "phi": window["phi"],
+            "past_end": past_the_end(window["phi"], end_masks),
             **_distribution(y_hat, m, bias),
         }
 
-    def run_loop(x, h, c, kappa, w, text, noise, bias):
-        """Sample until every line meets the stopping rule or the noise runs out (the cap)."""
-        wts = weights()
-        onehot, end_masks = text_inputs(text)
-        steps = tf.shape(noise)[0]
-        batch = tf.shape(x)[0]
-
-        def body(t, x, hs, cs, kappa, w, ends, points, phis):
-            point, _, hs, cs, kappa, w, phi, stop = core(wts, x, hs, cs, kappa, w, onehot, end_masks, tf.gather(noise, t), bias)
-            # A line ends at the first step past t = 0 that meets the rule (as zoo.sampling.handwriting.write).
-            ends = tf.where(stop & (ends == steps) & (t > 0), t + 1, ends)
-            return t + 1, point, hs, cs, kappa, w, ends, points.write(t, point), phis.write(t, phi)
-
-        _, _, hs, cs, kappa, w, ends, points, phis = tf.while_loop(
-            lambda t, x, hs, cs, kappa, w, ends, *_: (t < steps) & tf.reduce_any(ends == steps),
-            body,
-            (
-                tf.constant(0),
-                x,
-                tf.unstack(h, n_layers),
-                tf.unstack(c, n_layers),
-                kappa,
-                w,
-                tf.fill([batch], steps),
-                tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, 3]),
-                tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
-            ),
-        )
-        return points.stack(), phis.stack(), ends
-
-    loop_spec = [_spec((None, 3), name="x"), *state_spec, _spec((None, None, 4), name="noise"), _spec((), name="bias")]
+    loop_spec = [_spec((None, 3), name="x"), *state_specs, _spec((None, None, 4), name="noise"), _spec((), name="bias"), _spec((None,), tf.int32, "caps")]
 
     @tf.function(input_signature=loop_spec)
-    def loop(x, h, c, kappa, w, text, noise, bias):
-        points, phis, ends = run_loop(x, h, c, kappa, w, text, noise, bias)
+    def loop(x, h, c, kappa, w, text, noise, bias, caps):
+        state = model.unstack_state(_named(model, (h, c, kappa, w)))
+        points, phis, ends, _ = loops.strokes_loop(model, x, state, noise, bias, caps, text)
         return {"points": points, "phis": phis, "ends": ends}
 
     @tf.function(
@@ -311,22 +212,17 @@ def synthesis_graphs(model) -> Graphs:
         ids = tf.gather(tf.constant(table), tf.minimum(cp, len(table) - 1)).to_tensor()
         ids = tf.pad(ids, [[0, 0], [0, 1]])  # phi(t, U + 1) of the stopping rule
         count = tf.shape(ids)[0]
-        steps = max_steps_per_char * tf.reduce_max(tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1))
-        zeros = tf.zeros([n_layers, count, units])
-        points, _, ends = run_loop(
-            _start_input(model, count), zeros, zeros, tf.zeros([count, k]), tf.zeros([count, chars]), ids, _graph_noise(steps, count, seed), bias
+        caps = tf.maximum(1, max_steps_per_char * tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1))  # as driver.line_caps
+        points, _, ends, _ = loops.strokes_loop(
+            model, _start_input(model, count), model.zero_state(count), _graph_noise(tf.reduce_max(caps), count, seed), bias, caps, ids
         )
         strokes = _denormalize(model, tf.transpose(points, [1, 0, 2]))
         last = tf.one_hot(ends - 1, tf.shape(strokes)[1])  # lift the pen at the end
         strokes = tf.concat([strokes[..., :2], tf.maximum(strokes[..., 2:], last[..., None])], axis=-1)
         return {"strokes": strokes, "lengths": ends}
 
-    info = _info(
-        model,
-        "synthesis",
-        {"h": [n_layers, "batch", units], "c": [n_layers, "batch", units], "kappa": ["batch", k], "w": ["batch", chars]},
-    )
-    info["window_components"] = k
+    info = _info(model, "synthesis")
+    info["window_components"] = model.window_components
     info["alphabet"] = model.alphabet.get_config()
     return Graphs("synthesis", step, loop, {"log_likelihood": log_likelihood, "write": write}, info)
 
@@ -337,65 +233,23 @@ def synthesis_graphs(model) -> Graphs:
 @kind("LanguageModel")
 def text_graphs(model) -> Graphs:
     """Symbols one at a time (Graves sec. 3): ids + state -> logits (eq. 1-3) + new state; sampling
-    draws each symbol by inverting softmax(logits / temperature)'s CDF at a given uniform (pick_symbol)."""
-    cells, n_layers, units, v = model.cells, model.num_layers, model.units, model.vocab_size
+    draws each symbol by inverting softmax(logits / temperature)'s CDF at a given uniform (loops.pick_symbol)."""
+    n_layers, units, v = model.num_layers, model.units, model.vocab_size
+    state_specs = [_spec((n_layers, None, units), name="h"), _spec((n_layers, None, units), name="c")]
 
-    def weights():
-        # x_t is one-hot: W_ihn x_t is row x_t of the kernel's first v rows (as LanguageModel.call);
-        # the rest of the kernel (layer n > 1: W_h(n-1)hn) and the recurrent kernel are one fused matmul.
-        lstm_w = []
-        for cell in cells:
-            kernel, bias, peephole = _fused_lstm_weights(cell)
-            lstm_w.append((kernel[:v], (kernel[v:], bias, peephole)))
-        return lstm_w, (tf.convert_to_tensor(model.output_kernel), tf.convert_to_tensor(model.output_bias))
-
-    def core(w, ids, hs, cs):
-        lstm_w, (out_k, out_b) = w
-        new_h, new_c = [], []
-        for cell, (rows, cw), h, c in zip(cells, lstm_w, hs, cs):
-            below = [] if not new_h else [new_h[-1]]
-            h, c = _lstm(cell, cw, below, h, c, projected=tf.gather(rows, ids))  # eq. 1-2
-            new_h.append(h)
-            new_c.append(c)
-        return tf.matmul(tf.concat(new_h, axis=-1), out_k) + out_b, new_h, new_c  # eq. 3
-
-    state_spec = [_spec((n_layers, None, units), name="h"), _spec((n_layers, None, units), name="c")]
-
-    @tf.function(input_signature=[_spec((None,), tf.int32, "ids"), *state_spec, _spec((None,), name="u"), _spec((), name="temperature")])
+    @tf.function(input_signature=[_spec((None,), tf.int32, "ids"), *state_specs, _spec((None,), name="u"), _spec((), name="temperature")])
     def step(ids, h, c, u, temperature):
-        logits, hs, cs = core(weights(), ids, tf.unstack(h, n_layers), tf.unstack(c, n_layers))
-        return {"logits": logits, "next_id": pick_symbol(logits, u, temperature), "h_next": tf.stack(hs), "c_next": tf.stack(cs)}
+        logits, state = model.step(model.step_weights(), ids, model.unstack_state({"h": h, "c": c}))
+        flat = model.stack_state(state)
+        return {"logits": logits, "next_id": loops.pick_symbol(logits, u, temperature), "h_next": flat["h"], "c_next": flat["c"]}
 
-    def run_loop(prime, h, c, uniforms, temperature):
-        """Read prime (B, P >= 1), then draw one symbol per row of uniforms (L, B): ids (L, B); P + L >= 2.
-
-        One loop of P - 1 + L steps: step t reads prime[:, t] while t < P, else the symbol drawn
-        at step t - 1; only the draws from step P - 1 on are kept (those of the prime's steps are
-        made with a spare uniform and dropped)."""
-        w = weights()
-        p, length = tf.shape(prime)[1], tf.shape(uniforms)[0]
-        first, total = p - 1, p - 1 + length
-        uniforms = tf.concat([uniforms, tf.fill([1, tf.shape(prime)[0]], 0.5)], axis=0)  # the spare
-
-        def body(t, x, hs, cs, drawn):
-            logits, hs, cs = core(w, x, hs, cs)
-            nxt = pick_symbol(logits, tf.gather(uniforms, tf.where(t < first, length, t - first)), temperature)
-            x = tf.where(t + 1 < p, tf.gather(prime, tf.minimum(t + 1, p - 1), axis=1), nxt)
-            return t + 1, x, hs, cs, drawn.write(t, nxt)
-
-        _, _, hs, cs, drawn = tf.while_loop(
-            lambda t, *_: t < total,
-            body,
-            (tf.constant(0), prime[:, 0], tf.unstack(h, n_layers), tf.unstack(c, n_layers), tf.TensorArray(tf.int32, size=total, element_shape=[None])),
-        )
-        return drawn.stack()[first:], tf.stack(hs), tf.stack(cs)
-
-    loop_spec = [_spec((None, None), tf.int32, "prime"), *state_spec, _spec((None, None), name="uniforms"), _spec((), name="temperature")]
+    loop_spec = [_spec((None, None), tf.int32, "prime"), *state_specs, _spec((None, None), name="uniforms"), _spec((), name="temperature")]
 
     @tf.function(input_signature=loop_spec)
     def loop(prime, h, c, uniforms, temperature):
-        ids, h, c = run_loop(prime, h, c, uniforms, temperature)
-        return {"ids": ids, "h_final": h, "c_final": c}
+        ids, state = loops.text_loop(model, prime, model.unstack_state({"h": h, "c": c}), uniforms, temperature)
+        flat = model.stack_state(state)
+        return {"ids": ids, "h_final": flat["h"], "c_final": flat["c"]}
 
     @tf.function(input_signature=[_spec((None, None), tf.int32, "inputs"), _spec((None, None), tf.int32, "targets"), _spec((None, None), name="mask")])
     def log_likelihood(inputs, targets, mask):
@@ -410,23 +264,23 @@ def text_graphs(model) -> Graphs:
     def sample(prime, count, length, temperature, seed):
         """A prime string -> ``count`` continuations of ``length`` symbols: ids (count, length) and text (count,).
         The uniforms come from TF's stateless generator, so the text is not numpy's for the same seed
-        (feed numpy's uniforms to ``sample_loop`` for that)."""
+        (feed numpy's uniforms to the loop graph for that)."""
         ids = _encode_text(vocab, prime)
         ids = tf.cond(tf.size(ids) > 0, lambda: ids, lambda: tf.constant(start))
         uniforms = tf.random.stateless_uniform(tf.stack([length, count]), seed=tf.stack([seed, tf.constant(0, tf.int64)]))
-        zeros = tf.zeros([n_layers, count, units])
-        drawn, _, _ = run_loop(tf.tile(ids[None], [count, 1]), zeros, zeros, uniforms, temperature)
+        drawn, _ = loops.text_loop(model, tf.tile(ids[None], [count, 1]), model.zero_state(count), uniforms, temperature)
         drawn = tf.transpose(drawn)
         return {"ids": drawn, "text": _decode_text(vocab, drawn)}
 
     info = {
+        "format": FORMAT,
         "kind": "text",
         "model": type(model).__name__,
         "units": units,
         "num_layers": n_layers,
         "vocab_size": v,
         "level": vocab.level,
-        "state": {"h": [n_layers, "batch", units], "c": [n_layers, "batch", units]},
+        "state": model.state_shapes(),
     }
     if len(vocab.symbols) <= 1000:  # the runtime reads it from config.json, or here when an export has none
         info["vocabulary"] = vocab.get_config()
@@ -434,7 +288,7 @@ def text_graphs(model) -> Graphs:
 
 
 def _text_start(vocab) -> np.ndarray:
-    from zoo.sampling.common import text_prime_ids
+    from zoo.sampling.driver import text_prime_ids
 
     return text_prime_ids(vocab, "")
 

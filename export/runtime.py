@@ -9,11 +9,14 @@
     for piece in lm.sample_text(prime="The ", length=200, temperature=0.8, seed=0):
         print(piece, end="")
 
-The API and the strokes (the text) are those of ``zoo.sampling.handwriting``
-(``zoo.sampling.text``): same noise (uniforms) from the same seed, same
-stopping rule and step cap. The whole sampling loop runs inside onnxruntime
-(``loop.onnx``; text: in chunks of symbols, so it still streams);
-``use_loop=False`` drives the step graph (``model.onnx``) from Python instead.
+The samplers here are engines of the one numpy driver (``zoo.sampling.driver``,
+numpy only): the API and the strokes (the text) are those of
+``zoo.sampling.handwriting`` (``zoo.sampling.text``), with the same noise from
+the same seed, because the graphs are exports of the same loop
+(``zoo.sampling.loops``). The whole sampling loop runs inside onnxruntime
+(``loop.onnx``; text: in chunks of symbols, so it still streams); the step
+graph (``model.onnx``) reads a prime and serves callers that drive the
+network themselves.
 ``precision="int8"`` samples with the int8 graphs (``loop.int8.onnx``,
 ``model.int8.onnx``) that ``zoo export --int8`` writes: faster, approximate
 (the strokes / text differ from float's for the same seed).
@@ -35,25 +38,15 @@ import onnxruntime as ort
 
 from zoo.data.alphabet import Alphabet
 from zoo.data.text import Vocabulary
-from zoo.sampling.common import (
-    WRITE_BIAS,
-    TextPieces,
-    check_text_args,
-    denormalize,
-    encode_lines,
-    finish_lines,
-    normalize,
-    resolve_prime,
-    sampling_noise,
-    step_cap,
-    text_prime_ids,
-    text_uniforms,
-)
+from zoo.sampling import driver
 
 METADATA, STEP_FILE, LOOP_FILE, STYLES = "metadata.json", "model.onnx", "loop.onnx", "styles.npz"
 EXPORT_COMMAND = "python -m zoo export --model PRESET --format onnx --out FOLDER"
 INT8_COMMAND = "python -m zoo export --model PRESET --format all --int8 --out FOLDER"
-PRECISIONS = ("float32", "int8")
+PRECISIONS = driver.PRECISIONS
+# The layout of the exported graphs this runtime drives (export.graphs.FORMAT); an export of
+# another format is not current and is made again by `zoo export`.
+FORMAT = 2
 
 RUNTIMES: dict = {}
 
@@ -100,6 +93,8 @@ def read_export(folder: str, precision: str = "float32") -> dict:
         raise ExportNotFound(f"{meta_path} is not valid JSON ({exc}); export again with: {EXPORT_COMMAND}") from exc
     if "onnx" not in entry or "runtime" not in entry:
         raise ExportNotFound(f"{folder} has no ONNX export recorded in {METADATA}; make one with: {EXPORT_COMMAND}")
+    if entry["runtime"].get("format", 1) != FORMAT:
+        raise ExportNotFound(f"{folder} holds an export of an older layout (format {entry['runtime'].get('format', 1)}, this runtime drives {FORMAT}); export again with: {EXPORT_COMMAND}")
     graphs = graph_files(entry, precision)
     command = EXPORT_COMMAND if precision == "float32" else INT8_COMMAND
     if graphs is None:
@@ -187,14 +182,15 @@ def load(folder: str, threads: int | None = None, provider_list=None, precision:
 
 
 class OnnxModel:
-    """Two onnxruntime sessions over an exported folder: the step graph and the whole-loop graph
-    (float32, or the int8 copies with ``precision="int8"``)."""
+    """An engine of zoo.sampling.driver over an exported folder: onnxruntime sessions of the
+    step graph and the whole-loop graph (float32, or the int8 copies with ``precision="int8"``)."""
 
     def __init__(self, folder: str, entry: dict, threads: int | None = None, provider_list=None, precision: str = "float32"):
         t0 = time.perf_counter()
         self.folder = folder
         self.entry = entry
         self.info = entry["runtime"]
+        self.kind = self.info["kind"]
         self.precision = precision
         graphs = graph_files(entry, precision)
         command = EXPORT_COMMAND if precision == "float32" else INT8_COMMAND
@@ -202,6 +198,7 @@ class OnnxModel:
         self.loop_session = session(os.path.join(folder, graphs["loop"]["file"]), threads, provider_list, command)
         self.offset_mean = np.asarray(self.info.get("offset_mean", (0.0, 0.0)), np.float32)  # handwriting kinds
         self.offset_std = np.asarray(self.info.get("offset_std", (1.0, 1.0)), np.float32)
+        self.alphabet, self.styles = None, {}
         self.load_seconds = time.perf_counter() - t0
 
     @staticmethod
@@ -212,32 +209,32 @@ class OnnxModel:
     def zero_state(self, count: int) -> dict:
         return {name: np.zeros([count if d == "batch" else d for d in shape], np.float32) for name, shape in self.info["state"].items()}
 
-    def start_input(self, count: int) -> np.ndarray:
-        """A zero offset with the pen down, normalised: (count, 3)."""
-        return np.repeat(normalize(np.zeros((1, 3), np.float32), self.offset_mean, self.offset_std), count, 0)
-
     def step(self, x, state: dict, noise, bias: float = 0.0, **extra) -> dict:
         """One step: the distribution parameters, the sampled ``point`` and the new state (``<name>_next``)."""
         return self._run(self.step_session, {"x": x, **state, **extra, "noise": noise, "bias": np.asarray(bias, np.float32)})
 
+    def strokes_loop(self, x, state, noise, bias, caps, text=None):
+        """The exported zoo.sampling.loops.strokes_loop: (points (T', B, 3), phis or None, ends (B,))."""
+        feeds = {"x": np.asarray(x, np.float32), **state, "noise": noise, "bias": np.asarray(bias, np.float32), "caps": np.asarray(caps, np.int32)}
+        if text is not None:
+            feeds["text"] = np.asarray(text, np.int32)
+        out = self._run(self.loop_session, feeds)
+        return out["points"], out.get("phis"), out["ends"]
+
+    def read(self, inputs, state, text):
+        """Teacher-force ``inputs`` (B, T, 3) through the step graph: the state after them."""
+        still = np.zeros((inputs.shape[0], 4), np.float32)
+        for t in range(inputs.shape[1]):
+            out = self.step(np.ascontiguousarray(inputs[:, t]), state, still, 0.0, text=np.asarray(text, np.int32))
+            state = {k: out[f"{k}_next"] for k in state}
+        return state
+
 
 @runtime("prediction")
 class PredictionModel(OnnxModel):
-    def sample(self, steps: int = 700, count: int = 1, bias: float = 0.0, seed: int = 0, use_loop: bool = True) -> np.ndarray:
+    def sample(self, steps: int = 700, count: int = 1, bias: float = 0.0, seed: int = 0) -> np.ndarray:
         """``count`` samples of ``steps`` points: raw offsets (count, steps, 3), as zoo.sampling.handwriting.sample_unconditional."""
-        if steps < 1 or count < 1:
-            raise ValueError(f"steps and count must be positive (got steps={steps}, count={count})")
-        noise = sampling_noise(steps, count, seed)
-        x, state = self.start_input(count), self.zero_state(count)
-        if use_loop:
-            points = self._run(self.loop_session, {"x": x, **state, "noise": noise, "bias": np.asarray(bias, np.float32)})["points"]
-        else:
-            points = np.zeros((steps, count, 3), np.float32)
-            for t in range(steps):
-                out = self.step(x, state, noise[t], bias)
-                x = points[t] = out["point"]
-                state = {k: out[f"{k}_next"] for k in state}
-        return denormalize(points.transpose(1, 0, 2), self.offset_mean, self.offset_std)
+        return driver.sample_strokes(self, steps=steps, count=count, bias=bias, seed=seed)
 
 
 @runtime("synthesis")
@@ -245,7 +242,6 @@ class SynthesisModel(OnnxModel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.alphabet = Alphabet(**self.info["alphabet"])
-        self.styles = {}
         path = os.path.join(self.folder, STYLES)
         if os.path.isfile(path):  # the format of zoo.presets.save_styles
             with np.load(path) as z:
@@ -254,61 +250,9 @@ class SynthesisModel(OnnxModel):
                         name = key.split("/", 1)[1]
                         self.styles[name] = (z[key], str(z[f"text/{name}"]))
 
-    def write(
-        self,
-        lines,
-        bias: float = WRITE_BIAS,
-        seed: int = 0,
-        prime=None,
-        style: str | None = None,
-        substitute: bool = False,
-        max_steps_per_char: int = 40,
-        return_alignment: bool = False,
-        use_loop: bool = True,
-    ):
-        """As zoo.sampling.handwriting.write: raw offsets per line (and alignments), same strokes for the same seed."""
-        if isinstance(lines, str):
-            lines = [lines]
-        if not lines:
-            raise ValueError("no text given: pass at least one line to write")
-        texts = list(lines)
-        prime = resolve_prime(self.styles, style, prime)
-        if prime is not None:
-            texts = [f"{prime[1]} {t}" for t in texts]
-        ids, padded = encode_lines(self.alphabet, texts, substitute)
-        count = len(texts)
-        state, x = self.zero_state(count), self.start_input(count)
-        bias32 = np.asarray(bias, np.float32)
-        if prime is not None:
-            # Teacher-force the prime line through the step graph to carry its style in the state.
-            primed = np.concatenate([x[:, None], np.repeat(normalize(prime[0], self.offset_mean, self.offset_std)[None], count, 0)], 1)
-            still = np.zeros((count, 4), np.float32)
-            for t in range(primed.shape[1] - 1):
-                out = self.step(primed[:, t], state, still, bias32, text=padded)
-                state = {k: out[f"{k}_next"] for k in state}
-            x = primed[:, -1]
-        lengths = np.asarray([len(i) for i in ids])
-        max_steps = step_cap(lengths, prime, max_steps_per_char)
-        noise = sampling_noise(max_steps, count, seed)
-        if use_loop:
-            out = self._run(self.loop_session, {"x": x, **state, "text": padded, "noise": noise, "bias": bias32})
-            points, phis, ends = out["points"], out["phis"], out["ends"]
-        else:
-            points, phis = np.zeros((max_steps, count, 3), np.float32), np.zeros((max_steps, count, padded.shape[1]), np.float32)
-            ends = np.full(count, max_steps)
-            for t in range(max_steps):
-                out = self.step(x, state, noise[t], bias32, text=padded)
-                x = points[t] = out["point"]
-                phis[t] = out["phi"]
-                state = {k: out[f"{k}_next"] for k in state}
-                ends[out["past_end"] & (ends == max_steps) & (t > 0)] = t + 1
-                if np.all(ends < max_steps):
-                    break
-        offsets = finish_lines(points.transpose(1, 0, 2), ends, self.offset_mean, self.offset_std)
-        if return_alignment:
-            phis = phis.transpose(1, 0, 2)
-            return offsets, [(phis[b, : ends[b], : lengths[b]], texts[b]) for b in range(count)]
-        return offsets
+    def write(self, lines, bias: float = driver.WRITE_BIAS, seed: int = 0, **kwargs):
+        """As zoo.sampling.handwriting.write (same keywords): raw offsets per line, the same strokes for the same seed."""
+        return driver.write(self, lines, bias=bias, seed=seed, **kwargs)
 
 
 @runtime("text")
@@ -332,37 +276,14 @@ class TextModel(OnnxModel):
         feeds = {"ids": np.asarray(ids, np.int32), **state, "u": np.asarray(u, np.float32), "temperature": np.asarray(temperature, np.float32)}
         return self._run(self.step_session, feeds)
 
-    def sample_ids(self, prime_ids, uniforms, temperature: float = 1.0, state: dict | None = None, use_loop: bool = True):
-        """Read ``prime_ids`` (B, P >= 1), then draw one symbol per row of ``uniforms`` (L, B): ids (L, B) and the final state."""
-        prime_ids, uniforms = np.asarray(prime_ids, np.int32), np.asarray(uniforms, np.float32)
-        state = state if state is not None else self.zero_state(prime_ids.shape[0])
-        temperature = np.asarray(temperature, np.float32)
-        if use_loop:
-            out = self._run(self.loop_session, {"prime": prime_ids, **state, "uniforms": uniforms, "temperature": temperature})
-            return out["ids"], {k: out[f"{k}_final"] for k in state}
-        spare = np.full(prime_ids.shape[0], 0.5, np.float32)
-        for t in range(prime_ids.shape[1] - 1):
-            out = self.step(prime_ids[:, t], state, spare, temperature)
-            state = {k: out[f"{k}_next"] for k in state}
-        ids, drawn = prime_ids[:, -1], np.zeros(uniforms.shape, np.int32)
-        for t in range(len(uniforms)):
-            out = self.step(ids, state, uniforms[t], temperature)
-            ids = drawn[t] = out["next_id"]
-            state = {k: out[f"{k}_next"] for k in state}
-        return drawn, state
+    def text_loop(self, prime, state, uniforms, temperature):
+        """The exported zoo.sampling.loops.text_loop: read ``prime`` (B, P >= 1), draw one symbol per row of ``uniforms`` (L, B)."""
+        prime = np.asarray(prime, np.int32)
+        state = state if state is not None else self.zero_state(prime.shape[0])
+        feeds = {"prime": prime, **state, "uniforms": np.asarray(uniforms, np.float32), "temperature": np.asarray(temperature, np.float32)}
+        out = self._run(self.loop_session, feeds)
+        return out["ids"], {k: out[f"{k}_final"] for k in state}
 
-    def sample_text(self, prime: str = "", length: int = 500, temperature: float = 1.0, seed: int = 0, use_loop: bool = True, chunk: int = 64):
-        """As zoo.sampling.text.sample_text: yield the continuation of ``prime`` piece by piece, the same text for the same seed.
-
-        The loop graph draws ``chunk`` symbols per call (the state carried between calls), so pieces stream."""
-        check_text_args(length, temperature)
-        uniforms = text_uniforms(length, 1, seed)
-        ids, state = text_prime_ids(self.vocabulary, prime)[None], None
-        pieces = TextPieces(self.vocabulary)
-        for a in range(0, length, chunk if use_loop else 1):
-            drawn, state = self.sample_ids(ids, uniforms[a : a + chunk if use_loop else a + 1], temperature, state, use_loop)
-            for k in drawn[:, 0]:
-                piece = pieces(int(k))
-                if piece:
-                    yield piece
-            ids = drawn[-1:].T
+    def sample_text(self, prime: str = "", length: int = 500, temperature: float = 1.0, seed: int = 0):
+        """As zoo.sampling.text.sample_text: yield the continuation of ``prime`` piece by piece, the same text for the same seed."""
+        return driver.sample_text(self, prime=prime, length=length, temperature=temperature, seed=seed)

@@ -29,17 +29,17 @@ def test_samples_are_reproducible_and_batched(model):
 
 def test_batch_members_match_single_draws(model):
     """Row k of a batch equals a batch of one fed the same noise row (state is per line)."""
-    from zoo.sampling import handwriting as hw
+    from zoo.sampling import driver
 
-    noise = hw.sampling_noise(20, 2, seed=3)
+    noise = driver.sampling_noise(20, 2, seed=3)
     batch = sample_unconditional(model, steps=20, count=2, seed=3)
     single_noise = noise[:, 1:2]
-    orig = hw.sampling_noise
-    hw.sampling_noise = lambda steps, count, seed: single_noise
+    orig = driver.sampling_noise
+    driver.sampling_noise = lambda steps, count, seed: single_noise
     try:
         single = sample_unconditional(model, steps=20, count=1, seed=3)
     finally:
-        hw.sampling_noise = orig
+        driver.sampling_noise = orig
     np.testing.assert_allclose(single[0], batch[1], atol=1e-4)
 
 
@@ -62,6 +62,9 @@ def test_high_bias_makes_samples_nearly_deterministic():
 def test_bad_sampling_arguments(model):
     with pytest.raises(ValueError, match="steps and count must be positive"):
         sample_unconditional(model, steps=0)
+    for bias in (float("nan"), -0.5, float("inf")):
+        with pytest.raises(ValueError, match="bias must be a finite number >= 0"):
+            sample_unconditional(model, steps=5, bias=bias)
 
 
 def test_strokes_split_at_end_of_stroke():

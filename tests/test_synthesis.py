@@ -10,7 +10,7 @@ from keras import ops
 
 from conftest import REPO
 from zoo.data.alphabet import Alphabet, UnknownCharacters
-from zoo.layers.window import SoftWindow
+from zoo.layers.window import SoftWindow, past_the_end, text_end_masks
 from zoo.models.synthesizer import HandwritingSynthesizer
 from zoo.presets import from_preset, load_styles, save_preset, save_styles
 from zoo.sampling.handwriting import write
@@ -65,13 +65,76 @@ def test_carried_state_equals_one_pass():
     np.testing.assert_allclose(np.concatenate([ops.convert_to_numpy(a), ops.convert_to_numpy(b)], 1), whole, atol=1e-5)
 
 
-def test_sampling_terminates_within_the_cap():
+def test_sampling_terminates_within_each_lines_own_cap():
     m = tiny()
     lines = ["Hello", "the quick brown fox"]
     offsets = write(m, lines, seed=0, max_steps_per_char=6)
     assert len(offsets) == 2
     for off, text in zip(offsets, lines):
-        assert 1 <= len(off) <= 6 * len(lines[1]) and off[-1, 2] == 1.0
+        assert len(off) <= 6 * len(text) and off[-1, 2] == 1.0
+
+
+def stuck_window(m):
+    """kappa barely moves (exp(kappa_hat) ~ 1e-9 per point): the stopping rule can never fire."""
+    bias = ops.convert_to_numpy(m.window.dense.bias).copy()
+    bias[2 * m.window_components :] = -20.0
+    m.window.dense.bias.assign(bias)
+    return m
+
+
+def fast_window(m):
+    """kappa moves ~0.4 characters per point: every line passes its end long before the cap."""
+    bias = ops.convert_to_numpy(m.window.dense.bias).copy()
+    bias[2 * m.window_components :] = np.log(0.4)
+    kernel = ops.convert_to_numpy(m.window.dense.kernel).copy()
+    kernel[:, 2 * m.window_components :] = 0.0
+    m.window.dense.kernel.assign(kernel)
+    m.window.dense.bias.assign(bias)
+    return m
+
+
+def test_a_line_that_never_ends_stops_at_its_own_cap_not_the_longest_lines():
+    m = stuck_window(tiny())
+    lines = ["Hi you", "the quick brown fox"]  # 6 and 19 characters
+    offsets = write(m, lines, seed=0, max_steps_per_char=5)
+    assert [len(o) for o in offsets] == [30, 95]
+    primed = write(m, lines, seed=0, max_steps_per_char=5, prime=(np.random.default_rng(0).normal(3, 5, (20, 3)).astype("float32"), "Hello"))
+    assert [len(o) for o in primed] == [30, 95]  # the prime's characters are read, not written: no cap for them
+
+
+def reference_past_the_end(phi, length):
+    """Graves sec. 5.4 by hand: phi(t, U + 1) > phi(t, u) for every u <= U (phi indexed from u = 1)."""
+    return phi[length] > max(phi[:length])
+
+
+def test_stopping_rule_matches_an_independent_reference():
+    rng = np.random.default_rng(4)
+    lengths = np.array([1, 3, 5, 2])
+    phi = rng.random((4, 7)).astype("float32")
+    phi[0, :2] = [0.2, 0.9]  # ends: phi(2) > phi(1)
+    phi[1, :4] = [0.5, 0.1, 0.2, 0.5]  # a tie is not past the end
+    phi[3, :3] = [0.1, 0.3, 0.31]
+    got = ops.convert_to_numpy(past_the_end(phi, text_end_masks(lengths, 7)))
+    want = [reference_past_the_end(phi[b], lengths[b]) for b in range(4)]
+    assert list(got) == want == [True, False, reference_past_the_end(phi[2], 5), True]
+    # Positions beyond U + 1 (more padding) never count.
+    phi[0, 3:] = 100.0
+    assert ops.convert_to_numpy(past_the_end(phi, text_end_masks(lengths, 7)))[0]
+
+
+def test_written_lines_end_where_the_reference_rule_first_holds():
+    """Lines that end by the rule (far below the cap): the step after which each ends is the first
+    t > 0 where the reference rule holds on phi recomputed teacher-forced from the strokes written."""
+    m = fast_window(tiny())
+    lines = ["Hello", "the quick brown fox", "dog"]
+    offsets = write(m, lines, bias=0.5, seed=3, max_steps_per_char=40, backend="keras")
+    for off, text in zip(offsets, lines):
+        assert 2 <= len(off) < 10 * len(text), len(off)  # ended by the rule, not by the cap of 40 per character
+        ids = np.pad(ALPHABET.encode(text), (0, 1))[None]
+        x = np.concatenate([m.normalize(np.zeros((1, 3), np.float32)), m.normalize(off[:-1])])[None]
+        phi = ops.convert_to_numpy(m((x, ids), return_window=True)[1]["phi"])[0]
+        rule = [t > 0 and reference_past_the_end(phi[t], len(text)) for t in range(len(off))]
+        assert rule.index(True) == len(off) - 1
 
 
 def test_high_bias_gives_near_identical_samples_for_two_seeds():
@@ -119,7 +182,10 @@ def test_zoo_write_end_to_end(tmp_path):
     rng = np.random.default_rng(0)
     save_styles(preset, {"a01-000u-01": (rng.normal(3, 5, (30, 3)).astype("float32"), "Hello there")})
     assert list(load_styles(preset)) == ["a01-000u-01"]
-    assert len(write(from_preset(preset), ["Hello"], style="a01-000u-01", max_steps_per_char=3)[0]) >= 1
+    styled = write(from_preset(preset), ["Hello"], style="a01-000u-01", max_steps_per_char=3)[0]
+    plain = write(from_preset(preset), ["Hello"], max_steps_per_char=3)[0]
+    assert 1 <= len(styled) <= 15 and np.all(np.isfinite(styled))
+    assert len(styled) != len(plain) or not np.allclose(styled, plain)  # the prime changed the state
     with pytest.raises(ValueError, match="no style 'nope'.*a01-000u-01"):
         write(from_preset(preset), ["Hello"], style="nope")
     env = {**os.environ, "PYTHONPATH": REPO}

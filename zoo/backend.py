@@ -120,6 +120,48 @@ def scan(f, init, xs):
     return carry, tf.nest.pack_sequence_as(y0, ys)
 
 
+def while_collect(body, carry, steps, keep_going):
+    """Run ``body(t, carry) -> (carry, y)`` for t = 0, 1, ... while t < ``steps`` and ``keep_going(carry)``.
+
+    Returns (final carry, the ys stacked over time, the number of steps run).
+    The sampling loops (zoo.sampling.loops) run on this, compiled by the Keras
+    engine and exported as ONNX's loop graph. On TensorFlow the ys are as
+    long as the steps run (TensorArrays, which tf2onnx turns into ONNX Loop
+    outputs); on JAX, whose loops need static shapes, they have ``steps``
+    rows, those past the end left zero: callers cut them by the steps run.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # The structure of y from one trace at t = 0; those ops feed nothing and are pruned.
+        _, y0 = body(tf.constant(0), carry)
+        flat0 = tf.nest.flatten(y0)
+        arrays = [tf.TensorArray(y.dtype, size=0, dynamic_size=True, element_shape=y.shape) for y in flat0]
+
+        def tf_body(t, carry, arrays):
+            carry, y = body(t, carry)
+            return t + 1, carry, [a.write(t, v) for a, v in zip(arrays, tf.nest.flatten(y))]
+
+        t, carry, arrays = tf.while_loop(lambda t, carry, _: (t < steps) & keep_going(carry), tf_body, (tf.constant(0), carry, arrays))
+        return carry, tf.nest.pack_sequence_as(y0, [a.stack() for a in arrays]), t
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        shapes = jax.eval_shape(lambda c: body(jnp.int32(0), c)[1], carry)
+        buffers = jax.tree.map(lambda s: jnp.zeros((steps,) + tuple(s.shape), s.dtype), shapes)
+
+        def jax_body(v):
+            t, carry, buffers = v
+            carry, y = body(t, carry)
+            return t + 1, carry, jax.tree.map(lambda b, y: b.at[t].set(y), buffers, y)
+
+        t, carry, buffers = jax.lax.while_loop(lambda v: (v[0] < steps) & keep_going(v[1]), jax_body, (jnp.int32(0), carry, buffers))
+        return carry, buffers, t
+    raise RuntimeError(f"Keras backend {backend!r} is not supported; set KERAS_BACKEND=tensorflow or jax")
+
+
 def fit_data(data, repeat: bool = False):
     """What to hand to ``model.fit`` for a PyDataset whose batch shapes vary.
 

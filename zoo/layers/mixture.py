@@ -131,8 +131,17 @@ class MixtureDensityHead(keras.layers.Layer):
     def build(self, input_shape):
         self.dense.build(input_shape)
 
+    def head_weights(self):
+        """(W_hy, b_y) as tensors, read once outside a time loop."""
+        return ops.convert_to_tensor(self.dense.kernel), ops.convert_to_tensor(self.dense.bias)
+
+    def apply(self, weights, hidden):
+        """eq. 3 with given `head_weights()`: hidden (..., N*H) -> y_hat (..., 1 + 6M)."""
+        kernel, bias = weights
+        return clip_gradient(ops.matmul(hidden, kernel) + bias, self.clip)
+
     def call(self, hidden):
-        return clip_gradient(self.dense(hidden), self.clip)
+        return self.apply(self.head_weights(), hidden)
 
     def get_config(self):
         return {**super().get_config(), "num_mixtures": self.num_mixtures, "clip": self.clip}

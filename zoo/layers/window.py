@@ -82,8 +82,17 @@ class SoftWindow(keras.layers.Layer):
         bias[2 * k :] = -math.log(self.points_per_char)
         self.dense.bias.assign(bias)
 
+    def param_weights(self):
+        """(W_h1p, b_p) of eq. 48 as tensors, read once outside a time loop."""
+        return ops.convert_to_tensor(self.dense.kernel), ops.convert_to_tensor(self.dense.bias)
+
+    def apply(self, weights, h1, kappa_prev, text_onehot):
+        """eq. 46-51 with given `param_weights()`: -> w_t, kappa_t, phi(t, .)."""
+        kernel, bias = weights
+        return soft_window(ops.matmul(h1, kernel) + bias, kappa_prev, text_onehot, self.num_components)  # eq. 48
+
     def call(self, h1, kappa_prev, text_onehot):
-        return soft_window(self.dense(h1), kappa_prev, text_onehot, self.num_components)
+        return self.apply(self.param_weights(), h1, kappa_prev, text_onehot)
 
     def get_config(self):
         return {**super().get_config(), "num_components": self.num_components, "points_per_char": self.points_per_char}

@@ -1,4 +1,17 @@
-"""What every handwriting model shares: the offset normalisation and the loss.
+"""What every handwriting model shares: the offset normalisation, the loss, and
+the shape of its one time step.
+
+Each model defines one pure step in ``keras.ops``::
+
+    step(weights, x_t, state, context) -> (hidden_t, state, window or None)
+
+``weights`` come from ``step_weights()`` (read once, outside any time loop);
+``state`` is a dict {"h": [per layer], "c": [per layer], ...}; ``context`` is
+what the step reads at every time (the synthesizer's one-hot text). ``call``
+scans that step over a sequence for training and evaluation; `sample_step`
+adds the output layer (eq. 3) and one draw from the mixture (eq. 18-25, bias
+61-62); the Keras sampler compiles it and ``export/graphs.py`` wraps the same
+function for ONNX and SavedModel, so every engine runs the same maths.
 
 Inputs are pen offsets (dx, dy, eos) normalised by the training set's mean and
 standard deviation; that normalisation is part of the model's config, so every
@@ -9,18 +22,73 @@ import numpy as np
 import keras
 from keras import ops
 
+from zoo import backend
+from zoo.data import offsets
 from zoo.layers import mixture
-from zoo.sampling import common
 
 
 class StrokeModel(keras.Model):
     """Base of the prediction and synthesis networks: y_hat (B, T, 1 + 6M) over pen offsets."""
+
+    # Names of the state's parts besides the per-layer "h" and "c" (the synthesizer adds its window).
+    extra_state: tuple = ()
 
     def __init__(self, num_mixtures=20, offset_mean=(0.0, 0.0), offset_std=(1.0, 1.0), **kwargs):
         super().__init__(**kwargs)
         self.num_mixtures = num_mixtures
         self.offset_mean = tuple(float(v) for v in offset_mean)
         self.offset_std = tuple(float(v) for v in offset_std)
+
+    # ------------------------------------------------------------ the step and its scan
+
+    def step_weights(self) -> dict:
+        """Every weight the step reads, as tensors: {"lstm": [fused per layer], "head": ..., ...}."""
+        raise NotImplementedError
+
+    def step(self, weights, x, state, context=None):
+        """One time step: x_t (B, 3) -> (hidden h^1..h^N concatenated (B, N*H), new state, window dict or None)."""
+        raise NotImplementedError
+
+    def sample_step(self, weights, x, state, noise, bias, context=None):
+        """One sampling step: the step, eq. 3, and a point drawn with ``noise`` (B, 4) at ``bias`` (eq. 61-62).
+
+        Returns (point (B, 3), y_hat (B, 1+6M), new state, window or None)."""
+        hidden, state, window = self.step(weights, x, state, context)
+        y_hat = self.head.apply(weights["head"], hidden)  # eq. 3
+        return mixture.sample_point(y_hat, noise, self.num_mixtures, bias), y_hat, state, window
+
+    def scan_steps(self, strokes, state, context=None):
+        """`step` over a whole sequence (B, T, 3): hidden (B, T, N*H), final state, window (each (B, T, ...)) or None."""
+        weights = self.step_weights()
+
+        def body(carry, x_t):
+            hidden, carry, window = self.step(weights, x_t, carry, context)
+            return carry, (hidden, window or {})
+
+        final, (hidden, window) = backend.scan(body, state, ops.transpose(strokes, (1, 0, 2)))
+        batch_major = {k: ops.transpose(v, (1, 0, 2)) for k, v in window.items()}
+        return ops.transpose(hidden, (1, 0, 2)), final, batch_major or None
+
+    def zero_state(self, batch: int) -> dict:
+        z = ops.zeros((batch, self.units))
+        return {"h": [z] * self.num_layers, "c": [z] * self.num_layers}
+
+    def state_shapes(self) -> dict:
+        """name -> shape with "batch" for the batch axis; "h" and "c" stack the layers: (N, batch, H)."""
+        return {"h": [self.num_layers, "batch", self.units], "c": [self.num_layers, "batch", self.units]}
+
+    def stack_state(self, state) -> dict:
+        """The step's state -> the flat layout of the engines and exported graphs (h, c as (N, B, H))."""
+        return {"h": ops.stack(state["h"]), "c": ops.stack(state["c"]), **{k: state[k] for k in self.extra_state}}
+
+    def unstack_state(self, flat) -> dict:
+        return {
+            "h": [flat["h"][n] for n in range(self.num_layers)],
+            "c": [flat["c"][n] for n in range(self.num_layers)],
+            **{k: flat[k] for k in self.extra_state},
+        }
+
+    # ------------------------------------------------------------ training
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean over lines of eq. 26 (nats per line); y = (dx, dy, eos, mask)."""
@@ -30,15 +98,13 @@ class StrokeModel(keras.Model):
             loss = loss + ops.sum(self.losses)
         return loss
 
-    def normalize(self, offsets: np.ndarray) -> np.ndarray:
-        return common.normalize(offsets, self.offset_mean, self.offset_std)
+    # ------------------------------------------------------------ normalisation
 
-    def denormalize(self, offsets: np.ndarray) -> np.ndarray:
-        return common.denormalize(offsets, self.offset_mean, self.offset_std)
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        return offsets.normalize(raw, self.offset_mean, self.offset_std)
 
-    def start_input(self, batch: int) -> np.ndarray:
-        """The first input of a line: a zero offset with the pen down, normalised."""
-        return self.normalize(np.zeros((batch, 1, 3), np.float32))
+    def denormalize(self, normalized: np.ndarray) -> np.ndarray:
+        return offsets.denormalize(normalized, self.offset_mean, self.offset_std)
 
     def get_config(self):
         return {

@@ -6,18 +6,17 @@ computed from the first LSTM layer:
 eq. 52  h^1_t = H(W_ih1 x_t + W_h1h1 h^1_{t-1} + W_wh1 w_{t-1} + b^1_h)
 eq. 53  h^n_t = H(W_ihn x_t + W_h(n-1)hn h^(n-1)_t + W_hnhn h^n_{t-1} + W_whn w_t + b^n_h)
 
-Layer 1 and the window depend on each other step by step, so they share one
-time loop; layers 2..N then run over whole sequences, as in the predictor.
+Layer 1 and the window depend on each other step by step, so `step` runs the
+whole stack one time step at a time and `call` scans it (see StrokeModel).
 """
 
 import keras
 from keras import ops
 
-from zoo import backend
 from zoo.data.alphabet import Alphabet
 from zoo.layers import mixture
 from zoo.layers.lstm_stack import PeepholeLSTM
-from zoo.layers.window import SoftWindow, soft_window
+from zoo.layers.window import SoftWindow
 from zoo.models.stroke_model import StrokeModel
 
 
@@ -66,48 +65,44 @@ class HandwritingSynthesizer(StrokeModel):
         """(B, U) ids, 0 = padding -> (B, U, C) one-hot rows, zero rows for padding."""
         return ops.one_hot(ops.cast(text_ids, "int32"), self.num_chars + 1)[..., 1:]
 
+    extra_state = ("kappa", "w")
+
     def zero_state(self, batch: int):
-        z = ops.zeros((batch, self.units))
-        return [(z, z) for _ in self.cells] + [ops.zeros((batch, self.window_components)), ops.zeros((batch, self.num_chars))]
+        return {**super().zero_state(batch), "kappa": ops.zeros((batch, self.window_components)), "w": ops.zeros((batch, self.num_chars))}
+
+    def state_shapes(self):
+        return {**super().state_shapes(), "kappa": ["batch", self.window_components], "w": ["batch", self.num_chars]}
+
+    def step_weights(self):
+        return {
+            "lstm": [cell.fused_weights() for cell in self.cells],
+            "window": self.window.param_weights(),
+            "head": self.head.head_weights(),
+        }
+
+    def step(self, weights, x, state, context=None):
+        """One time step: x_t (B, 3), the one-hot text ``context`` (B, U, C) -> hidden (B, N*H), state,
+        the window {"phi": (B, U), "kappa": (B, K)}."""
+        h, c = self.cells[0].fused_step(weights["lstm"][0], [x, state["w"]], state["h"][0], state["c"][0])  # eq. 52
+        w, kappa, phi = self.window.apply(weights["window"], h, state["kappa"], context)  # eq. 46-51
+        hs, cs = [h], [c]
+        for cell, cw, h, c in zip(self.cells[1:], weights["lstm"][1:], state["h"][1:], state["c"][1:]):
+            h, c = cell.fused_step(cw, [x, hs[-1], w], h, c)  # eq. 53
+            hs.append(h)
+            cs.append(c)
+        return ops.concatenate(hs, axis=-1), {"h": hs, "c": cs, "kappa": kappa, "w": w}, {"phi": phi, "kappa": kappa}
 
     def call(self, inputs, initial_state=None, return_state=False, return_window=False):
+        """(strokes (B, T, 3), text ids (B, U)) -> y_hat (B, T, 1 + 6M) [, final state] [, window {"phi": (B, T, U), "kappa": (B, T, K)}]."""
         strokes, text_ids = inputs
-        batch = ops.shape(strokes)[0]
-        state = initial_state or self.zero_state(batch)
-        onehot = self.text_onehot(text_ids)
-        first = self.cells[0]
-        c = self.num_chars
-        # Input part of layer 1 for every step at once; w_{t-1} joins inside the loop.
-        projected = ops.matmul(strokes, first.kernel[:3]) + first.bias
-        weights = first.loop_weights()
-        kernel_w = ops.convert_to_tensor(first.kernel[3:])
-        # Weights are read once here, not at every step (see PeepholeLSTM.loop_weights).
-        window_kernel = ops.convert_to_tensor(self.window.dense.kernel)
-        window_bias = ops.convert_to_tensor(self.window.dense.bias)
-
-        def body(carry, x_t):
-            (h, cell), kappa, w = carry
-            h, cell = first.step(x_t + ops.matmul(w, kernel_w), h, cell, weights=weights)  # eq. 52
-            params = ops.matmul(h, window_kernel) + window_bias  # eq. 48
-            w, kappa, phi = soft_window(params, kappa, onehot, self.window_components)  # eq. 46-51
-            return ((h, cell), kappa, w), (h, w, kappa, phi)
-
-        (s1, kappa, w_last), (h1, ws, kappas, phis) = backend.scan(
-            body, (tuple(state[0]), state[-2], state[-1]), ops.transpose(projected, (1, 0, 2))
-        )
-        h1, ws = ops.transpose(h1, (1, 0, 2)), ops.transpose(ws, (1, 0, 2))
-        hidden, final = [h1], [s1]
-        below = h1
-        for cell, s in zip(self.cells[1:], state[1:-2]):
-            below, s = cell(ops.concatenate([strokes, below, ws], axis=-1), initial_state=s)  # eq. 53
-            hidden.append(below)
-            final.append(s)
-        y_hat = self.head(ops.concatenate(hidden, axis=-1))
+        state = initial_state or self.zero_state(ops.shape(strokes)[0])
+        hidden, final, window = self.scan_steps(strokes, state, self.text_onehot(text_ids))
+        y_hat = self.head(hidden)  # eq. 3
         outputs = [y_hat]
         if return_state:
-            outputs.append(final + [kappa, w_last])
+            outputs.append(final)
         if return_window:
-            outputs.append({"phi": ops.transpose(phis, (1, 0, 2)), "kappa": ops.transpose(kappas, (1, 0, 2))})
+            outputs.append(window)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def get_config(self):
