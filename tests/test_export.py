@@ -19,8 +19,11 @@ from zoo.data.alphabet import Alphabet
 from zoo.layers import mixture
 from zoo.models import HandwritingPredictor, HandwritingSynthesizer
 from zoo.presets import from_preset, save_preset, save_styles
-from zoo.sampling.common import encode_lines, sampling_noise
+from zoo.data.offsets import start_input
+from zoo.sampling.driver import encode_lines, line_caps, sampling_noise, text_uniforms
+from zoo.sampling.engines import KerasEngine, engine_for
 from zoo.sampling.handwriting import sample_unconditional, write
+from zoo.sampling.loops import pick_symbol
 
 ALPHABET = Alphabet.from_texts(["Hello world, the quick brown fox jumps over the lazy dog."])
 NORM = dict(offset_mean=(4.0, 0.0), offset_std=(10.0, 10.0))
@@ -38,6 +41,11 @@ def tiny_synthesizer():
     keras.utils.set_random_seed(2)
     m = HandwritingSynthesizer(ALPHABET, units=16, num_layers=2, num_mixtures=3, window_components=4, **NORM)
     m.build()
+    # The window moves ~0.3 characters per point (trained models: ~1/20), so the lines of the
+    # parity tests end by the stopping rule well before the step cap.
+    bias = keras.ops.convert_to_numpy(m.window.dense.bias).copy()
+    bias[2 * m.window_components :] = np.log(0.3)
+    m.window.dense.bias.assign(bias)
     return m
 
 
@@ -95,17 +103,16 @@ def test_step_graph_matches_tensorflow_and_keras(exported, which):
     assert set(ort_out) == set(tf_out) and not set(ort_out) & set(feeds)
     for k in tf_out:
         np.testing.assert_allclose(ort_out[k], tf_out[k], atol=1e-4, rtol=1e-4, err_msg=k)
-    # The fused step is the Keras model's step.
+    # The exported step is the step that the Keras model's call scans.
     n = model.num_layers
-    state = [(feeds["h"][i], feeds["c"][i]) for i in range(n)]
+    state = model.unstack_state({k: feeds[k] for k in model.state_shapes()})
     if which == "syn":
-        state += [feeds["kappa"], feeds["w"]]
         y_hat, new_state = model((feeds["x"][:, None], feeds["text"]), initial_state=state, return_state=True)
     else:
         y_hat, new_state = model(feeds["x"][:, None], initial_state=state, return_state=True)
     point = keras.ops.convert_to_numpy(mixture.sample_point(y_hat[:, 0], feeds["noise"], model.num_mixtures, 0.7))
     np.testing.assert_allclose(ort_out["point"], point, atol=1e-4)
-    np.testing.assert_allclose(ort_out["h_next"][-1], keras.ops.convert_to_numpy(new_state[n - 1][0]), atol=1e-4)
+    np.testing.assert_allclose(ort_out["h_next"][-1], keras.ops.convert_to_numpy(new_state["h"][n - 1]), atol=1e-4)
 
 
 def test_prediction_loop_matches_tensorflow_and_keras(exported):
@@ -113,35 +120,59 @@ def test_prediction_loop_matches_tensorflow_and_keras(exported):
     sampler = runtime.load(exported["pred"])
     noise = sampling_noise(60, 3, seed=5)
     z = np.zeros((model.num_layers, 3, model.units), np.float32)
-    feeds = {"x": model.start_input(3)[:, 0], "h": z, "c": z, "noise": noise, "bias": np.asarray(0.5, np.float32)}
+    x = start_input(3, model.offset_mean, model.offset_std)
+    feeds = {"x": x, "h": z, "c": z, "noise": noise, "bias": np.asarray(0.5, np.float32), "caps": np.full(3, 60, np.int32)}
     tf_out = graphs_for(model).loop(**feeds)
     ort_out = _ort_run(sampler.loop_session, feeds)
     np.testing.assert_allclose(ort_out["points"], tf_out["points"].numpy(), atol=1e-4)
-    # Same seed, same strokes: Keras, the onnxruntime loop and the onnxruntime step loop.
+    assert list(ort_out["ends"]) == [60, 60, 60]
+    # Same seed, same strokes: the Keras engine and the onnxruntime engine.
     keras_strokes = sample_unconditional(model, steps=60, count=3, bias=0.5, seed=5, backend="keras")
     std = np.asarray(NORM["offset_std"] + (1.0,), np.float32)
-    for strokes in (sampler.sample(60, 3, 0.5, seed=5), sampler.sample(60, 3, 0.5, seed=5, use_loop=False)):
-        np.testing.assert_allclose(strokes / std, keras_strokes / std, atol=1e-4)
+    np.testing.assert_allclose(sampler.sample(60, 3, 0.5, seed=5) / std, keras_strokes / std, atol=1e-4)
+    # A step-by-step drive of the step graph gives the loop's points (the loop wraps the same step).
+    state, x_t = {"h": z, "c": z}, x
+    for t in range(60):
+        out = sampler.step(x_t, state, noise[t], 0.5)
+        np.testing.assert_allclose(out["point"], ort_out["points"][t], atol=1e-4)
+        x_t, state = out["point"], {k: out[f"{k}_next"] for k in state}
 
 
 @pytest.mark.parametrize("style", [None, "s1"])
 def test_synthesis_loop_matches_keras_write(exported, style):
     model = from_preset(exported["syn"])
     sampler = runtime.load(exported["syn"])
-    lines = ["Hello world", "the fox"]
-    kw = dict(bias=0.5, seed=3, style=style, max_steps_per_char=12, return_alignment=True)
+    lines = ["Hello world", "the fox", "a"]
+    kw = dict(bias=0.5, seed=3, style=style, max_steps_per_char=40, return_alignment=True)
     k_lines, k_align = write(model, lines, backend="keras", **kw)
+    # Every line ended by the stopping rule, well before its own cap.
+    caps = line_caps([len(t) for t in lines], None, 40)
+    assert all(2 <= len(a) < cap / 2 for a, cap in zip(k_lines, caps)), [len(a) for a in k_lines]
     std = np.asarray(NORM["offset_std"] + (1.0,), np.float32)
-    for o_lines, o_align in (sampler.write(lines, **kw), sampler.write(lines, use_loop=False, **kw)):
-        assert [len(a) for a in o_lines] == [len(a) for a in k_lines]
-        for a, b in zip(o_lines, k_lines):
-            np.testing.assert_allclose(a / std, b / std, atol=1e-4)
-        for (pa, ta), (pb, tb) in zip(o_align, k_align):
-            assert ta == tb
-            np.testing.assert_allclose(pa, pb, atol=1e-4)
+    o_lines, o_align = sampler.write(lines, **kw)
+    assert [len(a) for a in o_lines] == [len(a) for a in k_lines]
+    for a, b in zip(o_lines, k_lines):
+        np.testing.assert_allclose(a / std, b / std, atol=1e-4)
+    for (pa, ta), (pb, tb) in zip(o_align, k_align):
+        assert ta == tb
+        np.testing.assert_allclose(pa, pb, atol=1e-4)
     # write() on a preset with a current export takes the onnxruntime path by default.
     assert all(np.array_equal(a, b) for a, b in zip(write(model, lines, **{**kw, "return_alignment": False}), o_lines))
-    assert model._onnx_sampler.folder == exported["syn"]
+    assert engine_for(model).folder == exported["syn"]
+
+
+def test_weights_changed_in_memory_never_sample_a_stale_export(exported):
+    model = from_preset(exported["syn"])
+    assert not isinstance(engine_for(model), KerasEngine)  # a current export: onnxruntime
+    before = write(model, ["Hello"], bias=0.5, seed=1)
+    model.set_weights([w * 1.05 for w in model.get_weights()])
+    assert isinstance(engine_for(model), KerasEngine)  # the export no longer holds these weights
+    after = write(model, ["Hello"], bias=0.5, seed=1)
+    forced = write(model, ["Hello"], bias=0.5, seed=1, backend="keras")
+    assert len(after[0]) == len(forced[0]) and np.array_equal(after[0], forced[0])
+    assert len(after[0]) != len(before[0]) or not np.allclose(after[0], before[0])
+    with pytest.raises(ValueError, match="backend must be one of"):
+        write(model, ["Hello"], backend="torch")
 
 
 def test_saved_model_reload_reproduces_keras(exported):
@@ -168,7 +199,7 @@ def test_saved_model_reload_reproduces_keras(exported):
         np.testing.assert_allclose(step["point"].numpy(), ort_out["point"], atol=1e-4)
     written = loaded.signatures["write"](text=tf.constant(["Hello", "fox"]), bias=tf.constant(0.5), seed=tf.constant(1, tf.int64), max_steps_per_char=tf.constant(5))
     lengths = written["lengths"].numpy()
-    assert written["strokes"].shape[0] == 2 and 1 <= lengths.max() <= 25
+    assert written["strokes"].shape[0] == 2 and 1 <= lengths[0] <= 25 and 1 <= lengths[1] <= 15  # 5 points per character of each line
     assert written["strokes"].numpy()[0, lengths[0] - 1, 2] == 1.0
 
 
@@ -263,9 +294,6 @@ def _text_step_feeds(model, batch, rng):
 
 
 def test_text_step_and_loop_match_tensorflow_and_keras(text_exported):
-    from zoo.sampling.common import text_uniforms
-    from zoo.sampling.text import pick_symbol
-
     folder = text_exported["char"]
     model, sampler = from_preset(folder), runtime.load(folder)
     graphs = graphs_for(model)
@@ -277,7 +305,7 @@ def test_text_step_and_loop_match_tensorflow_and_keras(text_exported):
         np.testing.assert_allclose(ort_out[k], tf_out[k], atol=1e-4, rtol=1e-4, err_msg=k)
     np.testing.assert_array_equal(ort_out["next_id"], tf_out["next_id"])
     # The fused step is the Keras model's step, and the draw is pick_symbol's.
-    state = [(feeds["h"][i], feeds["c"][i]) for i in range(model.num_layers)]
+    state = model.unstack_state({"h": feeds["h"], "c": feeds["c"]})
     logits, new_state = model(feeds["ids"][:, None], initial_state=state, return_state=True)
     np.testing.assert_allclose(ort_out["logits"], keras.ops.convert_to_numpy(logits[:, 0]), atol=1e-4)
     np.testing.assert_allclose(ort_out["h_next"][-1], keras.ops.convert_to_numpy(new_state[-1][0]), atol=1e-4)
@@ -288,12 +316,21 @@ def test_text_step_and_loop_match_tensorflow_and_keras(text_exported):
     z = np.zeros((model.num_layers, 3, model.units), np.float32)
     loop_feeds = {"prime": prime, "h": z, "c": z, "uniforms": uniforms, "temperature": np.asarray(0.9, np.float32)}
     tf_ids = graphs.loop(**loop_feeds)["ids"].numpy()
-    ort_ids, ort_state = sampler.sample_ids(prime, uniforms, 0.9)
-    step_ids, step_state = sampler.sample_ids(prime, uniforms, 0.9, use_loop=False)
+    ort_ids, ort_state = sampler.text_loop(prime, None, uniforms, 0.9)
+    keras_ids, keras_state = KerasEngine(model).text_loop(prime, None, uniforms, 0.9)
     assert tf_ids.shape == (50, 3) and len(np.unique(tf_ids)) > 3
     np.testing.assert_array_equal(ort_ids, tf_ids)
-    np.testing.assert_array_equal(step_ids, tf_ids)
-    np.testing.assert_allclose(ort_state["h"], step_state["h"], atol=1e-5)
+    np.testing.assert_array_equal(keras_ids, tf_ids)
+    np.testing.assert_allclose(ort_state["h"], keras_state["h"], atol=1e-5)
+    # Driving the step graph symbol by symbol draws the same ids (the loop wraps the same step).
+    state, ids = {"h": z, "c": z}, prime[:, 0]
+    for t in range(1, prime.shape[1]):
+        state = {k: v for k, v in _ort_run(sampler.step_session, {"ids": ids, **state, "u": uniforms[0], "temperature": np.asarray(0.9, np.float32)}).items() if k.endswith("_next")}
+        state, ids = {k[:-5]: v for k, v in state.items()}, prime[:, t]
+    for t in range(50):
+        out = sampler.step(ids, state, uniforms[t], 0.9)
+        np.testing.assert_array_equal(out["next_id"], tf_ids[t])
+        ids, state = out["next_id"], {k: out[f"{k}_next"] for k in state}
     # Different primes lead to different text (the loop reads them).
     assert not np.array_equal(tf_ids[:, 0], tf_ids[:, 1])
 
@@ -307,11 +344,10 @@ def test_text_runtime_gives_the_keras_text_for_a_seed(text_exported, level):
     for prime, temperature in (("abc", 0.7), ("", 1.0)):
         keras_text = "".join(sample_text(model, prime, 90, temperature, seed=4, backend="keras"))
         assert len(keras_text) > 20
-        for kw in ({}, {"chunk": 7}, {"use_loop": False}):
-            assert "".join(sampler.sample_text(prime, 90, temperature, seed=4, **kw)) == keras_text, (prime, kw)
+        assert "".join(sampler.sample_text(prime, 90, temperature, seed=4)) == keras_text, prime
         # sample_text on a preset with a current export takes the onnxruntime path by default.
         assert "".join(sample_text(model, prime, 90, temperature, seed=4)) == keras_text
-        assert model._onnx_sampler.folder == folder
+        assert engine_for(model).folder == folder
     with pytest.raises(ValueError, match="temperature"):
         next(sampler.sample_text("a", 5, temperature=0))
 
@@ -404,21 +440,20 @@ def test_int8_graphs_run_close_to_float(exported, which):
         np.testing.assert_array_equal(sample_unconditional(model, steps=40, count=3, bias=0.5, seed=5, precision="int8"), strokes)
     else:
         lines, align = int8.write(["Hello world", "the fox"], bias=0.5, seed=3, max_steps_per_char=12, return_alignment=True)
-        assert len(lines) == 2 and all(len(a) >= 1 and np.all(np.isfinite(a)) for a in lines)
+        assert len(lines) == 2 and all(2 <= len(a) <= 12 * len(t) and np.all(np.isfinite(a)) for a, t in zip(lines, ["Hello world", "the fox"]))
         assert [t for _, t in align] == ["Hello world", "the fox"]
         got = write(model, ["Hello world", "the fox"], bias=0.5, seed=3, max_steps_per_char=12, precision="int8")
         assert all(np.array_equal(a, b) for a, b in zip(got, lines))
-        assert model._onnx_sampler.precision == "int8"
+        assert engine_for(model, precision="int8").precision == "int8"
 
 
 def test_int8_text_graphs_and_cli(text_exported, capsys):
     from zoo.cli import main
-    from zoo.sampling.common import text_uniforms
 
     folder = text_exported["char"]
     model = from_preset(folder)
     int8 = _int8_step_close(folder, _text_step_feeds(model, 3, np.random.default_rng(0)))
-    ids, state = int8.sample_ids(np.asarray([[1, 2, 3]], np.int32), text_uniforms(30, 1, seed=2), 0.9)
+    ids, state = int8.text_loop(np.asarray([[1, 2, 3]], np.int32), None, text_uniforms(30, 1, seed=2), 0.9)
     assert ids.shape == (30, 1) and state["h"].shape == (model.num_layers, 1, model.units)
     main(["sample", "--model", folder, "--prime", "ab", "--length", "40", "--seed", "6", "--precision", "int8"])
     out = capsys.readouterr().out

@@ -102,13 +102,22 @@ def read_corpus(path: str, level: str = "char", member: str | None = None):
     return words
 
 
-def split_corpus(symbols, name: str) -> dict:
-    """The conventional splits of the whole-corpus files (enwik8: Graves' 96M / 4M)."""
-    if name == "enwik8":
-        return {"train": symbols[:96_000_000], "valid": symbols[96_000_000:]}
-    if name == "text8":
-        return {"train": symbols[:90_000_000], "valid": symbols[90_000_000:95_000_000], "test": symbols[95_000_000:]}
-    raise TextDataError(f"no conventional split for {name!r}")
+# Conventional splits of whole-corpus files, in symbols: (end of train, end of validation).
+# enwik8 (Graves sec. 3.2): "the first 96M bytes ... used to train the network,
+# while the remaining 4M were used for validation".
+SPLITS = {"enwik8": (96_000_000, 100_000_000)}
+
+
+def split_corpus(symbols, name: str, path: str = "the train file") -> tuple:
+    """(train, validation) of a whole-corpus file by its named split (`SPLITS`)."""
+    train_end, valid_end = SPLITS[name]
+    if len(symbols) < valid_end:
+        raise TextDataError(
+            f"{path} holds {len(symbols):,} symbols; {name}'s split (first {train_end:,} train, "
+            f"next {valid_end - train_end:,} validation) needs {valid_end:,}. Train on the file from "
+            f"`python -m zoo download {name}`, or name a validation file with --valid-file."
+        )
+    return symbols[:train_end], symbols[train_end:valid_end]
 
 
 class Vocabulary:

@@ -55,6 +55,20 @@ class PeepholeLSTM(keras.layers.Layer):
         so the loop does not re-read (and, for its gradient, accumulate) the variables."""
         return ops.convert_to_tensor(self.recurrent_kernel), ops.convert_to_tensor(self.peephole)
 
+    def fused_weights(self):
+        """([W_x.; W_h.], b, peepholes) as tensors for `fused_step`, read once outside a time loop."""
+        return ops.concatenate([self.kernel, self.recurrent_kernel], axis=0), ops.convert_to_tensor(self.bias), ops.convert_to_tensor(self.peephole)
+
+    def fused_step(self, weights, inputs, h, c, projected=None):
+        """One time step with every gate from one matmul over [inputs..., h_{t-1}] (eq. 7-11).
+
+        ``inputs`` is the list of this layer's inputs in the kernel's row order
+        (eq. 1-2, 52-53); ``projected`` adds an input projection the caller made
+        itself (the language model's looked-up one-hot rows)."""
+        kernel, bias, peephole = weights
+        z = ops.matmul(ops.concatenate(list(inputs) + [h], axis=-1), kernel) + bias
+        return self.gates(z if projected is None else z + projected, c, peephole)
+
     def step(self, projected, h, c, weights):
         """One time step from the projected input (B, 4H), state (h, c) and `loop_weights()`."""
         u, peephole = weights

@@ -19,6 +19,12 @@ Regularisers of sec. 3 / Graves (2011), applied while training only:
   w = mu + sigma * eps is used for each batch, and the description length of
   the weights, KL(Q(w) || P(w)) with the prior's mean and variance set to
   their optimum, is added to the loss per training symbol. Evaluation uses mu.
+
+The training loss is the mean cross-entropy per symbol (Keras' default
+reduction over the B x T symbols of a batch), reported in nats per symbol.
+The LSTM derivative clip (sec. 3.1: [-1, 1]) acts on the derivatives of each
+sequence's summed log-loss, eq. 13, as Graves clipped them: `call` tells the
+clip that the loss averages over T steps as well as B sequences.
 """
 
 import math
@@ -27,6 +33,7 @@ import keras
 from keras import ops
 
 from zoo.data.text import Vocabulary
+from zoo.layers.gradient_clip import loss_averaged_over_steps
 from zoo.layers.lstm_stack import PeepholeLSTM
 
 @keras.saving.register_keras_serializable("zoo")
@@ -48,7 +55,7 @@ class LanguageModel(keras.Model):
         self.vocabulary = vocabulary if isinstance(vocabulary, Vocabulary) else Vocabulary.from_config(vocabulary)
         self.units = units
         self.num_layers = num_layers
-        self.lstm_clip = lstm_clip  # sec. 3.1: LSTM derivatives clipped to [-1, 1]
+        self.lstm_clip = lstm_clip  # sec. 3.1: LSTM derivatives of each sequence's log-loss clipped to [-1, 1]
         self.weight_noise = weight_noise
         self.adaptive_noise = adaptive_noise
         self.train_symbols = train_symbols  # scales the description length to one training symbol
@@ -116,16 +123,48 @@ class LanguageModel(keras.Model):
         weights = self.sampled_weights(training)
         v = self.vocab_size
         hidden, final, below = [], [], None
-        for i, cell in enumerate(self.cells):
-            kernel, recurrent = weights[2 * i], weights[2 * i + 1]
-            projected = ops.take(kernel[:v], ids, axis=0) + cell.bias  # W_ihn x_t for one-hot x_t
-            if below is not None:
-                projected = projected + ops.matmul(below, kernel[v:])  # eq. 2: W_h(n-1)hn h^(n-1)_t
-            below, s = cell.run(projected, state[i], (recurrent, ops.convert_to_tensor(cell.peephole)))
-            hidden.append(below)
-            final.append(s)
+        with loss_averaged_over_steps(ops.shape(ids)[1]):  # clip per sequence, not per symbol
+            for i, cell in enumerate(self.cells):
+                kernel, recurrent = weights[2 * i], weights[2 * i + 1]
+                projected = ops.take(kernel[:v], ids, axis=0) + cell.bias  # W_ihn x_t for one-hot x_t
+                if below is not None:
+                    projected = projected + ops.matmul(below, kernel[v:])  # eq. 2: W_h(n-1)hn h^(n-1)_t
+                below, s = cell.run(projected, state[i], (recurrent, ops.convert_to_tensor(cell.peephole)))
+                hidden.append(below)
+                final.append(s)
         logits = ops.matmul(ops.concatenate(hidden, axis=-1), weights[-1]) + self.output_bias  # eq. 3
         return (logits, final) if return_state else logits
+
+    # ------------------------------------------------------------ one step (sampling, export)
+
+    def step_weights(self) -> dict:
+        """The weight means as tensors for `step`, read once outside a time loop: per layer the
+        one-hot rows W_ihn and the fused rest ([W_h(n-1)hn; W_hnhn], b, peepholes), and eq. 3's output."""
+        v, lstm = self.vocab_size, []
+        for cell in self.cells:
+            kernel, bias, peephole = cell.fused_weights()
+            lstm.append((kernel[:v], (kernel[v:], bias, peephole)))
+        return {"lstm": lstm, "output": (ops.convert_to_tensor(self.output_kernel), ops.convert_to_tensor(self.output_bias))}
+
+    def step(self, weights, ids, state):
+        """eq. 1-3 for one symbol: ids (B,) + state [(h, c) per layer] -> logits (B, V), new state.
+        The same maths as `call` (which runs layer by layer over a sequence, with training's weight noise)."""
+        new = []
+        for cell, (rows, fused), (h, c) in zip(self.cells, weights["lstm"], state):
+            below = [new[-1][0]] if new else []  # eq. 2: h^(n-1)_t
+            new.append(cell.fused_step(fused, below, h, c, projected=ops.take(rows, ids, axis=0)))  # W_ihn x_t for one-hot x_t
+        kernel, bias = weights["output"]
+        return ops.matmul(ops.concatenate([h for h, _ in new], axis=-1), kernel) + bias, new  # eq. 3
+
+    def state_shapes(self) -> dict:
+        return {"h": [self.num_layers, "batch", self.units], "c": [self.num_layers, "batch", self.units]}
+
+    def stack_state(self, state) -> dict:
+        """[(h, c) per layer] -> the engines' flat layout {"h": (N, B, H), "c": (N, B, H)}."""
+        return {"h": ops.stack([h for h, _ in state]), "c": ops.stack([c for _, c in state])}
+
+    def unstack_state(self, flat) -> list:
+        return [(flat["h"][n], flat["c"][n]) for n in range(self.num_layers)]
 
     def get_config(self):
         return {
