@@ -50,41 +50,41 @@ def export_model(model, out: str, formats=FORMATS, opset: int | None = None, int
     if int8 and "onnx" not in formats:
         raise ValueError("int8 graphs are quantized from the ONNX export: use --format onnx or all with --int8")
     graphs = graphs_for(model)
-    os.makedirs(out, exist_ok=True)
     entry = {"formats": list(formats), "runtime": graphs.info, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    if "onnx" in formats:
-        from export.onnx import OPSET, export_onnx
+    # Everything is written into a copy of ``out`` beside it, swapped in whole at the
+    # end: a failure or a kill midway leaves the old folder (a preset stays loadable).
+    with presets.rewriting(out) as work:
+        if "onnx" in formats:
+            from export.onnx import OPSET, export_onnx
 
-        entry["onnx"] = export_onnx(graphs, out, opset or OPSET)
-        from export.onnx import quantize_int8, remove_int8
+            entry["onnx"] = export_onnx(graphs, work, opset or OPSET)
+            from export.onnx import quantize_int8, remove_int8
 
-        remove_int8(out)
-        if int8:
-            entry["onnx"]["int8"] = quantize_int8(out, entry["onnx"]["graphs"])
-    if "saved_model" in formats:
-        from export.savedmodel import export_saved_model
+            remove_int8(work)
+            if int8:
+                entry["onnx"]["int8"] = quantize_int8(work, entry["onnx"]["graphs"])
+        if "saved_model" in formats:
+            from export.savedmodel import export_saved_model
 
-        entry["saved_model"] = export_saved_model(model, graphs, out)
-    meta_path = os.path.join(out, METADATA)
-    if os.path.isfile(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
-    elif source is not None:
-        meta = presets.load_metadata(source)
-    else:
-        meta = {"model": type(model).__name__}
-    if source is not None and os.path.abspath(source) != os.path.abspath(out):
-        for name in (presets.STYLES, presets.CONFIG, presets.WEIGHTS, presets.CARD):
-            if os.path.isfile(os.path.join(source, name)):
-                shutil.copyfile(os.path.join(source, name), os.path.join(out, name))
-    weights = os.path.join(out, presets.WEIGHTS)
-    if os.path.isfile(weights):  # lets samplers tell a stale export from a current one
-        from export.runtime import file_sha256
+            entry["saved_model"] = export_saved_model(model, graphs, work)
+        meta_path = os.path.join(work, METADATA)
+        if os.path.isfile(meta_path):
+            with open(meta_path) as f:
+                meta = json.load(f)
+        elif source is not None:
+            meta = presets.load_metadata(source)
+        else:
+            meta = {"model": type(model).__name__}
+        if source is not None and os.path.realpath(source) != os.path.realpath(out):
+            for name in (presets.STYLES, presets.CONFIG, presets.WEIGHTS, presets.CARD):
+                if os.path.isfile(os.path.join(source, name)):
+                    shutil.copyfile(os.path.join(source, name), os.path.join(work, name))
+        weights = os.path.join(work, presets.WEIGHTS)
+        if os.path.isfile(weights):  # lets samplers tell a stale export from a current one
+            from export.runtime import file_sha256
 
-        entry["weights_sha256"] = file_sha256(weights)
-    meta[EXPORT_KEY] = entry
-    tmp = meta_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1)
-    os.replace(tmp, meta_path)
+            entry["weights_sha256"] = file_sha256(weights)
+        meta[EXPORT_KEY] = entry
+        with open(meta_path, "w") as f:
+            json.dump(meta, f, indent=1)
     return entry

@@ -22,6 +22,8 @@ import shutil
 
 import tensorflow as tf
 
+from zoo.presets import replace_folder
+
 SAVED_MODEL_DIR = "saved_model"
 
 
@@ -33,10 +35,14 @@ def export_saved_model(model, graphs, folder: str) -> dict:
     signatures = {"step": graphs.step, "sample_loop": graphs.loop, **graphs.signatures}
     for name, fn in signatures.items():
         setattr(module, name, fn)
-    tmp = path + ".tmp"
+    # Written beside the old folder and swapped in whole: a kill leaves the old SavedModel or the new one.
+    tmp = f"{path}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tf.saved_model.save(module, tmp, signatures=signatures)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
+    try:
+        tf.saved_model.save(module, tmp, signatures=signatures)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_folder(tmp, path)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
     return {"dir": SAVED_MODEL_DIR, "signatures": sorted(signatures), "megabytes": round(size / 1e6, 2), "tensorflow": tf.__version__}

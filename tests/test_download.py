@@ -166,3 +166,41 @@ def test_enwik8_archive_of_the_wrong_size_is_refused(server, tmp_path):
     server.files["/enwik8.zip"] = buf.getvalue()
     with pytest.raises(dl.DownloadError, match="expected 100000000"):
         dl.fetch_corpus("enwik8", str(tmp_path), url=server.url + "/enwik8.zip", progress=False)
+
+
+def test_a_corrupt_first_download_records_no_checksum(server, tmp_path):
+    """The first sum is recorded once the archive unpacks and passes its checks, never before."""
+    url = server.url + "/simple-examples.tgz"
+    server.files["/simple-examples.tgz"] = b"this is not a tar archive" * 10
+    with pytest.raises(dl.DownloadError, match="not a readable archive"):
+        dl.fetch_corpus("ptb", str(tmp_path), url=url, progress=False)
+    assert dl._recorded_sums(str(tmp_path / "ptb")) == {}
+    # A readable archive without the corpus's files: deleted too, nothing recorded.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("./other/readme.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    server.files["/simple-examples.tgz"] = buf.getvalue()
+    with pytest.raises(dl.DownloadError, match="has no member"):
+        dl.fetch_corpus("ptb", str(tmp_path), url=url, progress=False)
+    assert not (tmp_path / "ptb" / "simple-examples.tgz").exists()
+    assert dl._recorded_sums(str(tmp_path / "ptb")) == {}
+    # The right archive is then accepted, and its sum is the one recorded.
+    good = ptb_archive()
+    server.files["/simple-examples.tgz"] = good
+    files = dl.fetch_corpus("ptb", str(tmp_path), url=url, progress=False)
+    assert read_corpus(files["ptb.char.train.txt"], "char") == "the cat\na dog\n"
+    assert dl._recorded_sums(str(tmp_path / "ptb")) == {"simple-examples.tgz": hashlib.sha256(good).hexdigest()}
+
+
+def test_an_archive_of_the_wrong_size_is_deleted_and_not_recorded(server, tmp_path):
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("text8", b" anarchism" * 100)
+    server.files["/text8.zip"] = buf.getvalue()
+    with pytest.raises(dl.DownloadError, match="expected 100000000"):
+        dl.fetch_corpus("text8", str(tmp_path), url=server.url + "/text8.zip", progress=False)
+    assert os.listdir(tmp_path / "text8") == []  # no archive kept, no checksums.json

@@ -141,3 +141,51 @@ def test_transcription_parser_keeps_csr_only():
 def test_stroke_xml_without_points_is_rejected():
     with pytest.raises(ValueError):
         iam.parse_stroke_xml(b"<WhiteboardCaptureSession><StrokeSet></StrokeSet></WhiteboardCaptureSession>")
+
+
+def _glitchy_folder(root):
+    """One form whose first line holds a clock gap (two readings missing) and a 2000-unit spike."""
+    rng = np.random.default_rng(3)
+    t = 100.0 + 0.015 * np.arange(30)
+    stroke = np.stack([1000.0 + 10.0 * np.arange(30), np.full(30, 800.0), t], axis=1)
+    stroke[20, 1] = 2800.0  # a single reading 2000 units off: a recording glitch
+    stroke = np.delete(stroke, [8, 9], axis=0)  # readings 8 and 9 never arrived: a 45 ms gap over 30 units
+    write_form(root, "a01-000u", [[stroke, *wavy_strokes(rng, n_strokes=2, t0=101.0)]], ["a glitchy line"])
+    os.makedirs(os.path.join(root, "splits"), exist_ok=True)
+    with open(os.path.join(root, "splits", "testset_v.txt"), "w") as f:
+        f.write("a01-000u\n")
+    return root
+
+
+@pytest.mark.parametrize("repair", [True, False])
+def test_prepare_no_repair_keeps_the_glitches(tmp_path, repair):
+    """`zoo prepare --no-repair` writes the lines as recorded and says so in the cache; without it the
+    gap is filled and the spike dropped."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    root = _glitchy_folder(str(tmp_path / "iam"))
+    out = str(tmp_path / "cache.npz")
+    args = [sys.executable, "-m", "zoo", "prepare", "--data", root, "--out", out, "--quiet"] + ([] if repair else ["--no-repair"])
+    proc = subprocess.run(args, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    data = HandwritingSet.load(out)
+    assert printed["repaired"] is data.report["repaired"] is repair
+    first = data.line(0)[:, :2]  # offsets of the glitchy stroke come first (its 28 readings as recorded)
+    steps = np.abs(first[1:28]).max(axis=1)
+    if repair:
+        assert (data.report["interpolated_points"], data.report["dropped_jumps"]) == (2, 1)
+        assert len(data.line(0)) == 29 + 80  # 28 recorded - 1 spike + 2 filled, then two wavy strokes of 40
+        np.testing.assert_array_equal(first[1:29], [[10, 0]] * 28)  # an even pace: no gap, no spike
+    else:
+        assert (data.report["interpolated_points"], data.report["dropped_jumps"]) == (0, 0)
+        assert len(data.line(0)) == 28 + 80
+        assert sorted(steps)[-2:] == [2000, 2000]  # out to the spike and back
+        assert 30 in first[1:28, 0]  # the gap: one step over three readings' distance
+    # The reader's own report says the same.
+    _, report = iam.read_lines(root, repair=repair)
+    assert report.repaired is repair and ("not repaired" in report.summary()) is (not repair)

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import functools
 import json
+import math
 import os
 import sys
 import time
@@ -51,46 +52,17 @@ def _fail(message: str) -> None:
 
 
 def cmd_prepare(args) -> None:
+    """Read the IAM-OnDB archives into one compressed cache. Missing readings are
+    interpolated and isolated glitch jumps dropped unless --no-repair is given;
+    the cache records which (report: repaired)."""
     from zoo.data.cache import prepare, resolve_iam_dir
 
     data_dir = resolve_iam_dir(args.data)
-    data = prepare(data_dir, args.out, progress=not args.quiet)
+    data = prepare(data_dir, args.out, progress=not args.quiet, repair=args.repair)
     print(json.dumps({"cache": args.out, "megabytes": round(os.path.getsize(args.out) / 1e6, 1), **data.report}, indent=1))
 
 
 # ---------------------------------------------------------------- train
-
-
-def _model_card(name: str, config: dict, meta: dict) -> str:
-    ev = meta.get("evaluation", {})
-    if meta["model"] == "HandwritingSynthesizer":
-        what = (
-            f"Handwriting synthesis network of Graves (2013, sec. 5): writes a given text through a soft window of "
-            f"{config['window_components']} Gaussians over its {len(config['alphabet']['chars'])} characters, "
-        )
-        graves, use = "Graves 3x400: -1096.9", f'`python -m zoo write "Hello world" --model {name} --out hello.svg`'
-    else:
-        what = "Handwriting prediction network of Graves (2013, sec. 4): "
-        graves, use = "Graves 3x400: -1041.0", f"`python -m zoo sample --model {name} --out samples.svg`"
-    return f"""# {name}
-
-{what}{config['num_layers']} skip-connected
-LSTM layers of {config['units']} cells and a mixture of {config['num_mixtures']} bivariate
-Gaussians with an end-of-stroke Bernoulli, predicting pen offsets one point at a time.
-
-| | |
-|---|---|
-| data | IAM On-Line Handwriting Database, train on {', '.join(meta['train_splits'])} ({meta['train_lines']} lines) |
-| early stopping / report split | {meta['validation_split']} ({ev.get('lines', '?')} lines) |
-| NLL on {meta['validation_split']} | {ev.get('nll_nats_per_line', float('nan')):.1f} nats per line ({ev.get('nll_nats_per_point', float('nan')):.3f} per point); {graves} |
-| SSE per point | {ev.get('sse_per_point', float('nan')):.3f} |
-| training | {meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}, {meta['train_seconds'] / 60:.1f} min on {meta['hardware']} |
-| optimiser | Graves RMSProp (eq. 38-45), lr {meta['learning_rate']:g}; derivatives clipped to [-{config['lstm_clip']:g}, {config['lstm_clip']:g}] (LSTM) and [-{config['output_clip']:g}, {config['output_clip']:g}] (output) |
-
-Use: {use}, or in Python
-`zoo.presets.from_preset("{name}")`. The IAM-OnDB licence (non-commercial
-research) applies to models trained on it.
-"""
 
 
 def _fit_keeping_best(model, train_data, val_data, args, unit: str) -> dict:
@@ -152,6 +124,25 @@ def _init_from_preset(name_or_path: str, model_class):
     return model, record
 
 
+def _warn_ignored_shape_flags(args, model, why: str) -> None:
+    """Name the shape flags a resumed (or --init-from) run cannot apply: its model is already built."""
+    config = model.get_config()
+    ignored = [
+        f"{flag} {value} (the model has {config[key]})"
+        for flag, key, value in (
+            ("--units", "units", args.units),
+            ("--layers", "num_layers", args.layers),
+            ("--mixtures", "num_mixtures", args.mixtures),
+            ("--window-components", "window_components", args.window_components),
+        )
+        if value is not None and key in config and config[key] != value
+    ]
+    if why == "resuming" and args.init_from:
+        ignored.append(f"--init-from {args.init_from}")
+    if ignored:
+        print(f"warning: {', '.join(ignored)} ignored: {why} keeps the model as it is; give a new --out to train another", file=sys.stderr)
+
+
 def cmd_train(args) -> None:
     from zoo.configs import TEXT_MODELS
 
@@ -161,7 +152,7 @@ def cmd_train(args) -> None:
         _fail("--data is required to train a handwriting model: an IAM-OnDB folder or a cache made by `prepare`")
     import keras
 
-    from zoo import backend, presets
+    from zoo import backend, model_card, presets
     from zoo.data.alphabet import Alphabet
     from zoo.data.cache import TRAIN_SPLITS, load_handwriting
     from zoo.data.pipeline import batches_for
@@ -170,6 +161,8 @@ def cmd_train(args) -> None:
     from zoo.training import trainer
     from zoo.training.graves_rmsprop import GravesRMSprop
 
+    # A run folder of another kind is refused before any data is read or any epoch trained.
+    trainer.check_resumable(args.out, HandwritingSynthesizer.__name__ if args.model == "synthesis" else HandwritingPredictor.__name__, f"train {args.model}")
     keras.utils.set_random_seed(args.seed)
     jit = backend.default_jit_compile() if args.xla is None else args.xla
     data = load_handwriting(args.data)
@@ -188,17 +181,19 @@ def cmd_train(args) -> None:
         with open(os.path.join(args.out, INIT_RECORD), "w") as f:
             json.dump(initialized_from, f, indent=1)
         print(f"starting from the weights of {args.init_from}", file=sys.stderr)
+        _warn_ignored_shape_flags(args, model, "--init-from")
     elif model is None:
         mean, std = data.normalization("train")
-        common = dict(units=args.units or 400, num_layers=args.layers or 3, num_mixtures=args.mixtures, offset_mean=mean, offset_std=std)
+        common = dict(units=args.units or 400, num_layers=args.layers or 3, num_mixtures=args.mixtures or 20, offset_mean=mean, offset_std=std)
         if args.model == "synthesis":
-            model = HandwritingSynthesizer(Alphabet.from_texts(train_texts), window_components=args.window_components, **common)
+            model = HandwritingSynthesizer(Alphabet.from_texts(train_texts), window_components=args.window_components or 10, **common)
         else:
             model = HandwritingPredictor(**common)
         model.build()
         model.compile(optimizer=GravesRMSprop(learning_rate=args.learning_rate or 1e-4), jit_compile=jit)
     else:
         print(f"resuming from {os.path.join(args.out, trainer.CHECKPOINT)}", file=sys.stderr)
+        _warn_ignored_shape_flags(args, model, "resuming")
     # Compiled code (XLA, or any JAX function) is compiled again for every new
     # batch shape, so there lengths are padded to coarser steps.
     pad_to = args.pad_to or (128 if (jit or backend.name() == "jax") else 32)
@@ -233,7 +228,7 @@ def cmd_train(args) -> None:
         meta["initialized_from"] = initialized_from or json.load(open(os.path.join(args.out, INIT_RECORD)))
     preset_dir = args.preset_out or os.path.join(args.out, "preset")
     name = os.path.basename(os.path.normpath(preset_dir))
-    presets.save_preset(model, preset_dir, meta, _model_card(name, model.get_config(), meta))
+    presets.save_preset(model, preset_dir, meta, model_card.card(name, model.get_config(), meta))
     if args.model == "synthesis":
         # Named styles for primed writing (sec. 5.5): real training lines of different writers.
         styles, writers = {}, set()
@@ -252,10 +247,10 @@ def cmd_train_text(args) -> None:
     """A text model (Graves sec. 3) on a file, by truncated BPTT with the state carried."""
     import keras
 
-    from zoo import backend, presets
+    from zoo import backend, model_card, presets
     from zoo.configs import TEXT_MODELS
     from zoo.data.pipeline import TextStreams
-    from zoo.data.text import TextDataError, Vocabulary, read_corpus
+    from zoo.data.text import TextDataError, Vocabulary, read_corpus, split_corpus
     from zoo.evaluation import evaluate_text
     from zoo.models.language import LanguageModel
     from zoo.training import trainer
@@ -264,6 +259,7 @@ def cmd_train_text(args) -> None:
     if not args.train_file:
         _fail(f"--train-file FILE is required to train {args.model} (PTB, enwik8 and text8 come from `python -m zoo download NAME`)")
     config = TEXT_MODELS[args.model]
+    trainer.check_resumable(args.out, "CarriedState", f"train {args.model}")  # before the corpus is read
     level = args.level or config["level"]
     keras.utils.set_random_seed(args.seed)
     jit = backend.default_jit_compile() if args.xla is None else args.xla
@@ -271,9 +267,14 @@ def cmd_train_text(args) -> None:
         corpus = read_corpus(args.train_file, level)
         if args.valid_file:
             train_corpus, valid_corpus = corpus, read_corpus(args.valid_file, level)
+            held_out = os.path.basename(args.valid_file)
+        elif config.get("split"):  # the corpus's own split (enwik8: Graves' first 96M / last 4M)
+            train_corpus, valid_corpus = split_corpus(corpus, config["split"], args.train_file)
+            held_out = f"symbols {len(train_corpus):,} to {len(train_corpus) + len(valid_corpus):,} of the train file ({config['split']} split)"
         else:
             cut = int(len(corpus) * 0.95)
             train_corpus, valid_corpus = corpus[:cut], corpus[cut:]
+            held_out = "last 5% of the train file"
     except TextDataError as exc:
         _fail(str(exc))
     lr = args.learning_rate or (0.01 if args.optimizer == "sgd" else 2e-3)
@@ -315,7 +316,7 @@ def cmd_train_text(args) -> None:
         "model": "LanguageModel",
         "config": args.model,
         "train_file": os.path.basename(args.train_file),
-        "valid_file": os.path.basename(args.valid_file) if args.valid_file else "last 5% of the train file",
+        "valid_file": held_out,
         "train_symbols": int(len(train_ids)),
         "evaluation": evaluation,
         "steps_per_epoch": train_data.steps_per_epoch,
@@ -328,30 +329,8 @@ def cmd_train_text(args) -> None:
     }
     preset_dir = args.preset_out or os.path.join(args.out, "preset")
     name = os.path.basename(os.path.normpath(preset_dir))
-    presets.save_preset(network, preset_dir, meta, _text_model_card(name, network.get_config(), meta))
+    presets.save_preset(network, preset_dir, meta, model_card.card(name, network.get_config(), meta))
     print(json.dumps({"preset": preset_dir, **evaluation, "epochs": state["epoch"], "train_seconds": meta["train_seconds"]}, indent=1))
-
-
-def _text_model_card(name: str, config: dict, meta: dict) -> str:
-    ev = meta["evaluation"]
-    score = ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if k.startswith(("bpc", "bits", "perplexity")))
-    return f"""# {name}
-
-Text prediction network of Graves (2013, sec. 3): {config['num_layers']} skip-connected LSTM
-layer(s) of {config['units']} cells over {config['vocabulary']['level']} symbols ({len(config['vocabulary']['symbols']) + 1 if config['vocabulary']['level'] != 'byte' else 257}
-in the vocabulary, id 0 the unknown symbol) and a softmax over the next symbol.
-
-| | |
-|---|---|
-| config | {meta['config']} |
-| trained on | {meta['train_file']} ({meta['train_symbols']:,} symbols); validation: {meta['valid_file']} |
-| validation | {score} ({ev['symbols']:,} symbols, state carried, static) |
-| training | {meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}x{meta['seq_length']}, state reset every {meta['reset_every']} sequences; {meta['optimizer']} lr {meta['learning_rate']:g}; {meta['train_seconds'] / 60:.1f} min on {meta['hardware']} |
-| regularisation | weight noise {config['weight_noise']:g}, adaptive noise {config['adaptive_noise']}; LSTM derivatives clipped to [-{config['lstm_clip']:g}, {config['lstm_clip']:g}] |
-
-Use: `python -m zoo sample --model {name} --prime "The " --length 300` or
-`python -m zoo evaluate --model {name} --text-file FILE [--dynamic]`.
-"""
 
 
 def cmd_download(args) -> None:
@@ -388,6 +367,10 @@ def cmd_evaluate(args) -> None:
     texts = [data.texts[i] for i in data.split_indices(args.split)]
     result = evaluate_handwriting(model, lines, texts, batch_size=args.batch_size, progress=not args.quiet)
     print(json.dumps({"model": args.model, "split": args.split, **result}, indent=1))
+    if args.record:
+        from zoo.model_card import record_handwriting_evaluation
+
+        print(f"recorded in the metadata; card: {record_handwriting_evaluation(args.model, model, data, args.split, result, args.data)}", file=sys.stderr)
 
 
 def _evaluate_text(model, args) -> None:
@@ -413,9 +396,53 @@ def _evaluate_text(model, args) -> None:
         result.update(evaluate_text(model, ids, seq_length=args.seq_length, dynamic=True, learning_rate=args.dynamic_lr, progress=not args.quiet))
         result["seconds_dynamic"] = round(time.time() - t0, 1)
     print(json.dumps(result, indent=1))
+    if args.record:
+        from zoo.model_card import record_text_evaluation
+
+        print(f"recorded in the metadata; card: {record_text_evaluation(args.model, model, args.text_file, corpus, result, args.seq_length)}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- sample / density
+
+
+def _sampling_bias(text: str) -> float:
+    """argparse type of --bias (eq. 61-62): the driver's rule, a finite number >= 0 (NaN or a negative bias draws NaN strokes)."""
+    from zoo.sampling.driver import check_bias  # numpy only: the parser stays light
+
+    try:
+        return check_bias(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _check_picture_path(path: str, flag: str = "--out", formats=(".svg", ".png")) -> None:
+    """Refuse a picture path that cannot be written before any model is loaded or any point sampled."""
+    if not path.lower().endswith(formats):
+        _fail(f"{flag} {path}: name the picture FILE{' or FILE'.join(formats)} (the format follows the extension)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        _fail(f"{flag} {path}: the folder {folder} does not exist")
+
+
+def _is_text_preset(name: str) -> bool:
+    """Whether a preset holds a text model, from its config.json alone (nothing is loaded)."""
+    from zoo.presets import CONFIG, preset_path
+
+    try:
+        with open(os.path.join(preset_path(name), CONFIG)) as f:
+            return json.load(f).get("class_name") == "LanguageModel"
+    except (OSError, ValueError, AttributeError):
+        return False  # from_preset says what is wrong with it
 
 
 def cmd_sample(args) -> None:
@@ -423,6 +450,10 @@ def cmd_sample(args) -> None:
     from zoo.render import save_drawing
     from zoo.sampling.handwriting import sample_unconditional
 
+    if not _is_text_preset(args.model):  # handwriting: check where the picture goes before sampling it
+        if not args.out:
+            _fail("--out FILE.svg or FILE.png is required for handwriting samples")
+        _check_picture_path(args.out)
     model = from_preset(args.model)
     if hasattr(model, "vocabulary"):
         return _sample_text(model, args)
@@ -473,13 +504,13 @@ def _onnx_writer(args):
     Loading it directly, not through from_preset, keeps TensorFlow and Keras out of
     the process: their import took ~4.5 of the 4.6 s of a one-line `zoo write`."""
     from zoo.presets import preset_path
-    from zoo.sampling.common import uses_onnx
+    from zoo.sampling.engines import choose
 
     try:
         folder = preset_path(args.model)
     except FileNotFoundError as exc:
         _fail(str(exc))
-    if not uses_onnx(folder, args.backend, args.precision):
+    if choose(folder, args.backend, args.precision) != "onnx":
         return None
     from export import runtime
 
@@ -492,6 +523,10 @@ def cmd_write(args) -> None:
     from zoo.render import save_drawing
     from zoo.render.figures import plot_alignment
 
+    # Where the pictures go is checked before any model is loaded or any point sampled.
+    _check_picture_path(args.out)
+    if args.alignment:
+        _check_picture_path(args.alignment, "--alignment", (".png", ".svg", ".pdf"))
     if args.file:
         with open(args.file, encoding="utf-8") as f:
             text = f.read()
@@ -571,7 +606,7 @@ def cmd_density(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zoo.sampling.common import WRITE_BIAS  # numpy only: the parser stays light
+    from zoo.sampling.driver import WRITE_BIAS  # numpy only: the parser stays light
 
     p = argparse.ArgumentParser(prog="python -m zoo", description="Graves (2013) sequence generation model zoo.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -580,6 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="folder with lineStrokes-all.tar.gz, ascii-all.tar.gz and splits/ (or their extracted folders)")
     s.add_argument("--out", default=os.path.join("cache", "iam-ondb.npz"), help="cache file to write (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--no-repair", dest="repair", action="store_false",
+        help="keep recording glitches as recorded: no interpolated missing readings, no dropped jumps (for comparing NLL figures)",
+    )
     s.set_defaults(func=cmd_prepare)
 
     from zoo.configs import TEXT_MODELS
@@ -598,8 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset-out", help="write the finished preset here (default: OUT/preset)")
     s.add_argument("--units", type=int, help="LSTM cells per layer (default: 400 for handwriting, the named config's for text)")
     s.add_argument("--layers", type=int, help="stacked LSTM layers (default: 3 for handwriting, the named config's for text)")
-    s.add_argument("--mixtures", type=int, default=20, help="mixture components M (default: %(default)s)")
-    s.add_argument("--window-components", type=int, default=10, help="synthesis: Gaussians K of the soft window (default: %(default)s)")
+    s.add_argument("--mixtures", type=int, help="mixture components M (default: 20; a resumed run keeps its own)")
+    s.add_argument("--window-components", type=int, help="synthesis: Gaussians K of the soft window (default: 10; a resumed run keeps its own)")
     s.add_argument("--styles", type=int, default=6, help="synthesis: real lines stored with the preset as named styles")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--epochs", type=int, default=1000, help="upper bound; early stopping ends the run first")
@@ -653,6 +692,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="testset_v", help="trainset, testset_v, testset_t, testset_f, train or all")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--record", action="store_true",
+        help="write the result (and the score of a small fixed subset, re-measured by the tests) into the preset's metadata.json "
+        "under `evaluations`, then regenerate its README.md",
+    )
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("sample", help="draw handwriting samples to SVG/PNG, or stream text from a text model")
@@ -660,9 +704,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prime", default="", help="text models: text to continue")
     s.add_argument("--length", type=int, default=500, help="text models: symbols to draw (default: %(default)s)")
     s.add_argument("--temperature", type=float, default=1.0, help="text models: softmax temperature, < 1 for safer text (default: %(default)s)")
-    s.add_argument("--steps", type=int, default=700, help="pen points per sample (default: %(default)s)")
-    s.add_argument("--count", type=int, default=4, help="samples, drawn together in one batch")
-    s.add_argument("--bias", type=float, default=0.0, help="sampling bias b of eq. 61-62 (0: unbiased)")
+    s.add_argument("--steps", type=_positive_int, default=700, help="pen points per sample (default: %(default)s)")
+    s.add_argument("--count", type=_positive_int, default=4, help="samples, drawn together in one batch")
+    s.add_argument("--bias", type=_sampling_bias, default=0.0, help="sampling bias b >= 0 of eq. 61-62 (0: unbiased)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="FILE.svg or FILE.png (handwriting); text models also copy the sample here")
     s.add_argument("--backend", choices=["auto", "keras", "onnx"], default="auto", help="auto: onnxruntime when the preset carries a current ONNX export, else Keras")
@@ -673,16 +717,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("text", nargs="*", help="the text; long text is wrapped into lines of --width characters")
     s.add_argument("--file", help="read the text from this UTF-8 file (one paragraph per line)")
     s.add_argument("--model", default=DEFAULT_WRITER, help="synthesis preset name or folder (default: %(default)s)")
-    s.add_argument("--bias", type=float, default=WRITE_BIAS, help="sampling bias b of eq. 61-62: 0 varied (scribbles more), 1-2 neat (default: %(default)s)")
+    s.add_argument("--bias", type=_sampling_bias, default=WRITE_BIAS, help="sampling bias b >= 0 of eq. 61-62: 0 varied (scribbles more), 1-2 neat (default: %(default)s)")
     style = s.add_mutually_exclusive_group()
     style.add_argument("--style", help="a named style stored with the preset (primed sampling, sec. 5.5)")
     style.add_argument("--prime-line", help="prime with this IAM-OnDB line id (needs --data)")
     s.add_argument("--data", help="IAM-OnDB folder or cache, for --prime-line")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--count", type=int, default=1, help="versions of each line")
-    s.add_argument("--width", type=int, default=60, help="wrap lines at this many characters (default: %(default)s)")
+    s.add_argument("--count", type=_positive_int, default=1, help="versions of each line")
+    s.add_argument("--width", type=_positive_int, default=60, help="wrap lines at this many characters (default: %(default)s)")
     s.add_argument("--substitute", action="store_true", help="replace characters the model does not know instead of failing")
-    s.add_argument("--alignment", help="also save the window alignment of the first line (Fig. 13) to this PNG")
+    s.add_argument("--alignment", help="also save the window alignment of the first line (Fig. 13) to this PNG (or .svg, .pdf)")
     s.add_argument("--out", required=True, help="FILE.svg or FILE.png")
     s.add_argument("--backend", choices=["auto", "keras", "onnx"], default="auto", help="auto: onnxruntime when the preset carries a current ONNX export, else Keras")
     s.add_argument("--precision", choices=["float32", "int8"], default="float32", help="int8: onnxruntime's int8 graphs (zoo export --int8), faster, approximate")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -74,19 +77,28 @@ class HandwritingSet:
 
     def save(self, path: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # Written whole under a temporary name, then renamed: a kill leaves the old cache or the new one.
         tmp = f"{path}.tmp-{os.getpid()}.npz"
-        np.savez_compressed(
-            tmp,
-            version=np.int64(CACHE_VERSION),
-            offsets=self.offsets,
-            eos=self.eos,
-            starts=self.starts,
-            ids=np.asarray(self.ids),
-            texts=np.asarray(self.texts),
-            report=np.asarray(json.dumps(self.report)),
-            **{f"split_{k}": v for k, v in self.splits.items()},
-        )
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(
+                    f,
+                    version=np.int64(CACHE_VERSION),
+                    offsets=self.offsets,
+                    eos=self.eos,
+                    starts=self.starts,
+                    ids=np.asarray(self.ids),
+                    texts=np.asarray(self.texts),
+                    report=np.asarray(json.dumps(self.report)),
+                    **{f"split_{k}": v for k, v in self.splits.items()},
+                )
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
     @classmethod
     def load(cls, path: str) -> "HandwritingSet":
@@ -98,8 +110,12 @@ class HandwritingSet:
                     raise ValueError(f"cache version {int(z['version'])}, expected {CACHE_VERSION}")
                 splits = {k[len("split_") :]: z[k] for k in z.files if k.startswith("split_")}
                 return cls(z["offsets"], z["eos"], z["starts"], z["ids"].tolist(), z["texts"].tolist(), splits, json.loads(str(z["report"])))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"{path} is not a readable zoo cache ({exc}); delete it and run `python -m zoo prepare` again") from exc
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            # A truncated copy, a full disk, a cache of another version: say which file and how to remake it.
+            raise ValueError(
+                f"{path} is not a readable zoo cache ({type(exc).__name__}: {exc}); it is damaged or incomplete: "
+                f"make it again with `python -m zoo prepare --data DIR --out {path}` (DIR: the IAM-OnDB folder)"
+            ) from exc
 
     @classmethod
     def from_lines(cls, lines: list[iam.Line], splits: dict, report: dict) -> "HandwritingSet":
@@ -125,10 +141,14 @@ class HandwritingSet:
         )
 
 
-def prepare(data_dir: str, out_path: str = DEFAULT_CACHE, progress: bool = True) -> HandwritingSet:
-    """Read the archives in ``data_dir``, repair, split, and write the cache."""
+def prepare(data_dir: str, out_path: str = DEFAULT_CACHE, progress: bool = True, repair: bool = True) -> HandwritingSet:
+    """Read the archives in ``data_dir``, repair (unless ``repair`` is False), split, and write the cache.
+
+    The cache's report records ``repaired``: whether missing readings were
+    interpolated and glitch jumps dropped (`zoo prepare --no-repair` keeps them).
+    """
     t0 = time.time()
-    lines, report = iam.read_lines(data_dir, progress=progress)
+    lines, report = iam.read_lines(data_dir, progress=progress, repair=repair)
     if not lines:
         raise iam.IAMDataError(f"no usable lines were read from {data_dir}: {report.summary()}")
     splits, absent = iam.assign_splits(lines, data_dir)
@@ -139,6 +159,7 @@ def prepare(data_dir: str, out_path: str = DEFAULT_CACHE, progress: bool = True)
         "corrupt_files": len(report.corrupt_files),
         "corrupt_examples": report.corrupt_files[:5],
         "missing_transcription": len(report.missing_transcription),
+        "repaired": bool(repair),
         "interpolated_points": report.interpolated_points,
         "dropped_jumps": report.dropped_jumps,
         "split_lines": {k: int(len(v)) for k, v in splits.items()},
@@ -178,6 +199,6 @@ def load_handwriting(path: str, progress: bool = True) -> HandwritingSet:
     if os.path.isfile(cached) and os.path.getmtime(cached) >= newest:
         try:
             return HandwritingSet.load(cached)
-        except ValueError:
-            pass  # stale or damaged: prepare again
+        except ValueError as exc:  # damaged (a killed copy, a full disk) or of another version: prepare again
+            print(f"note: the cache {cached} is unreadable ({exc.__cause__ or exc}); preparing it again from {data_dir}", file=sys.stderr)
     return prepare(data_dir, cached, progress=progress)

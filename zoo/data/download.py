@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 
 CHUNK = 1 << 16
 
@@ -108,12 +109,15 @@ def download(
     retries: int = 3,
     progress: bool = True,
     timeout: float = 60.0,
+    record: bool = True,
 ) -> str:
     """Download ``url`` into ``folder`` (default: the cache) and return the file's path.
 
     Resumes a previous partial download; retries a dropped connection
     ``retries`` times (resuming each time); checks ``sha256`` if given, or the
-    sum recorded by an earlier download of the same file."""
+    sum recorded by an earlier download of the same file. ``record=False``
+    leaves the recording of a first sum to the caller (`fetch_corpus` records
+    it only once the archive has unpacked and passed its checks)."""
     folder = folder or cache_dir()
     os.makedirs(folder, exist_ok=True)
     filename = filename or os.path.basename(url.split("?")[0]) or "download"
@@ -142,12 +146,13 @@ def download(
     actual = sha256_of(part)
     if expected and actual != expected:
         os.remove(part)
+        origin = "" if sha256 else f" (recorded in {os.path.join(folder, 'checksums.json')} by the first download; if that one was bad, delete its entry)"
         raise DownloadError(
-            f"{url}: sha256 {actual} does not match the expected {expected}; the download was deleted. "
+            f"{url}: sha256 {actual} does not match the expected {expected}{origin}; the download was deleted. "
             "Run again to fetch it anew; if it keeps failing the file on the server changed."
         )
     os.replace(part, path)
-    if filename not in known:
+    if record and filename not in known:
         _record_sum(folder, filename, actual)
     return path
 
@@ -178,7 +183,14 @@ def fetch_corpus(name: str, folder: str | None = None, url: str | None = None, s
     wanted = {out: os.path.join(folder, out) for out in spec["members"]}
     if all(os.path.isfile(p) for p in wanted.values()):
         return wanted
-    archive = download(url or spec["url"], folder, sha256=sha256, progress=progress)
+    # The first sum of an archive is recorded only after it has unpacked and passed
+    # the checks below: a corrupt first download must not poison the later ones.
+    archive = download(url or spec["url"], folder, sha256=sha256, progress=progress, record=False)
+
+    def refuse(problem: str):
+        os.remove(archive)
+        return DownloadError(f"{problem}; the archive was deleted and no checksum recorded: run again to download it anew (or try --url MIRROR)")
+
     try:
         if archive.endswith(".zip"):
             with zipfile.ZipFile(archive) as z:
@@ -187,16 +199,19 @@ def fetch_corpus(name: str, folder: str | None = None, url: str | None = None, s
             with tarfile.open(archive) as t:
                 names = set(t.getnames())
                 read = {m: t.extractfile(m).read() for m in spec["members"].values() if m in names}
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-        os.remove(archive)
-        raise DownloadError(f"{archive} is not a readable archive ({exc}); it was deleted, run again to download it anew") from None
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise refuse(f"{archive} is not a readable archive ({' '.join(str(exc).split())})") from None
     for out, member in spec["members"].items():
         if member not in read:
-            raise DownloadError(f"{archive} has no member {member!r}: is it the right file for {name}?")
-        data = read[member]
+            raise refuse(f"{archive} has no member {member!r}: it is not the right file for {name}")
         size = spec["sizes"].get(out)
-        if size is not None and len(data) != size:
-            raise DownloadError(f"{member} in {archive} has {len(data)} bytes, expected {size}: the archive is not {name}")
+        if size is not None and len(read[member]) != size:
+            raise refuse(f"{member} in {archive} has {len(read[member])} bytes, expected {size}: the archive is not {name}")
+    filename = os.path.basename(archive)
+    if filename not in _recorded_sums(folder):
+        _record_sum(folder, filename, sha256_of(archive))
+    for out, member in spec["members"].items():
+        data = read[member]
         tmp = wanted[out] + ".tmp"
         with open(tmp, "wb") as f:
             f.write(data)

@@ -9,7 +9,8 @@ Layout read (either the archives or their extracted folders, in one directory):
 Line N of a form's CSR section is the transcription of ``<form>-NN.xml``.
 Graves (2013, sec. 4.1) repaired recording glitches by interpolating missing
 readings and removing steps longer than a threshold; `repair_stroke` does both
-and counts what it changed. A file that cannot be read is skipped and counted.
+and counts what it changed (``repair=False`` keeps the readings as recorded:
+`zoo prepare --no-repair`). A file that cannot be read is skipped and counted.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import re
 import tarfile
 import zlib
 import xml.etree.ElementTree as ET
-from collections import Counter
 
 import numpy as np
 
@@ -56,14 +56,18 @@ class ReadReport:
     missing_transcription: list = dataclasses.field(default_factory=list)
     interpolated_points: int = 0
     dropped_jumps: int = 0
+    repaired: bool = True  # False: read with repair=False, glitches kept as recorded
 
     def summary(self) -> str:
+        repairs = (
+            f"{self.interpolated_points} missing readings interpolated, {self.dropped_jumps} jumps over {MAX_STEP:g} units dropped"
+            if self.repaired
+            else "not repaired (missing readings and jumps kept as recorded)"
+        )
         return (
             f"{self.lines} lines from {self.xml_files} stroke files; "
             f"{len(self.corrupt_files)} unreadable, "
-            f"{len(self.missing_transcription)} without transcription (skipped); "
-            f"{self.interpolated_points} missing readings interpolated, "
-            f"{self.dropped_jumps} jumps over {MAX_STEP:g} units dropped"
+            f"{len(self.missing_transcription)} without transcription (skipped); {repairs}"
         )
 
 
@@ -168,11 +172,18 @@ def repair_stroke(stroke: np.ndarray, max_step: float = MAX_STEP) -> tuple[np.nd
     return xy, interpolated, dropped
 
 
-def strokes_to_points(strokes: list[np.ndarray], report: ReadReport | None = None) -> np.ndarray:
-    """Repaired strokes -> (N, 3) float32 rows of absolute x, y and end-of-stroke."""
+def strokes_to_points(strokes: list[np.ndarray], report: ReadReport | None = None, repair: bool = True) -> np.ndarray:
+    """Strokes -> (N, 3) float32 rows of absolute x, y and end-of-stroke.
+
+    Each stroke goes through `repair_stroke` unless ``repair`` is False, which
+    keeps every reading as recorded (gaps and glitch jumps included).
+    """
     rows = []
     for stroke in strokes:
-        xy, n_interp, n_drop = repair_stroke(stroke)
+        if repair:
+            xy, n_interp, n_drop = repair_stroke(stroke)
+        else:
+            xy, n_interp, n_drop = stroke[:, :2], 0, 0
         if report is not None:
             report.interpolated_points += n_interp
             report.dropped_jumps += n_drop
@@ -263,14 +274,14 @@ def read_transcriptions(data_dir: str) -> dict[str, list[str]]:
     return forms
 
 
-def read_lines(data_dir: str, forms: set[str] | None = None, progress: bool = False) -> tuple[list[Line], ReadReport]:
+def read_lines(data_dir: str, forms: set[str] | None = None, progress: bool = False, repair: bool = True) -> tuple[list[Line], ReadReport]:
     """Read every line (or only those of ``forms``) with its transcription.
 
     Unreadable XML and lines without a transcription are skipped and listed in
-    the report, never raised.
+    the report, never raised. ``repair=False`` skips `repair_stroke`.
     """
     transcriptions = read_transcriptions(data_dir)
-    report = ReadReport()
+    report = ReadReport(repaired=repair)
     lines = []
     bar = None
     if progress:
@@ -293,7 +304,7 @@ def read_lines(data_dir: str, forms: set[str] | None = None, progress: bool = Fa
         try:
             if data is None:
                 raise ValueError("unreadable")
-            points = strokes_to_points(parse_stroke_xml(data), report)
+            points = strokes_to_points(parse_stroke_xml(data), report, repair=repair)
         except (ET.ParseError, ValueError, TypeError) as exc:
             report.corrupt_files.append(f"{fn}: {exc}")
             continue
@@ -327,14 +338,6 @@ def assign_splits(lines: list[Line], data_dir: str) -> tuple[dict[str, np.ndarra
     return splits, absent
 
 
-def alphabet_counts(texts) -> Counter:
-    """Every character of the transcriptions with its count (the synthesiser's alphabet)."""
-    counts: Counter = Counter()
-    for t in texts:
-        counts.update(t)
-    return counts
-
-
 __all__ = [
     "Line",
     "ReadReport",
@@ -350,5 +353,4 @@ __all__ = [
     "read_lines",
     "read_transcriptions",
     "assign_splits",
-    "alphabet_counts",
 ]

@@ -12,17 +12,6 @@ import numpy as np
 import keras
 
 
-def normalize_offsets(lines, mean, std) -> list[np.ndarray]:
-    """(dx, dy) -> ((dx, dy) - mean) / std for each (N, 3) line; eos unchanged."""
-    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-    out = []
-    for ln in lines:
-        ln = np.array(ln, dtype=np.float32, copy=True)
-        ln[:, :2] = (ln[:, :2] - mean) / std
-        out.append(ln)
-    return out
-
-
 class LineBatches(keras.utils.PyDataset):
     """(inputs (B, T, 3), targets+mask (B, T, 4)) batches of normalised lines.
 

@@ -4,8 +4,10 @@ NaN detection, a wall-clock budget, CSV and TensorBoard logs, a progress bar.
 The trainer knows nothing of handwriting or text: it takes a compiled Keras
 model and two datasets. A run directory holds
 
-    checkpoint.keras    last finished epoch: weights + optimiser state (atomic)
+    checkpoint.keras    last finished epoch: weights + optimiser state, and the run
+                        state below inside the same file (one atomic write)
     state.json          epoch, best validation loss, patience counter, history
+                        (a readable copy; the checkpoint's own copy wins if they differ)
     best.weights.h5     weights of the best validation epoch
     history.csv         one row per epoch;  logs/  TensorBoard events
 
@@ -21,6 +23,7 @@ import math
 import os
 import sys
 import time
+import zipfile
 
 import keras
 
@@ -29,6 +32,7 @@ from zoo import backend
 CHECKPOINT = "checkpoint.keras"
 STATE = "state.json"
 BEST_WEIGHTS = "best.weights.h5"
+STATE_IN_CHECKPOINT = "zoo_state.json"  # the run state, stored inside checkpoint.keras (a zip)
 
 
 class TrainingDiverged(RuntimeError):
@@ -54,12 +58,89 @@ def _atomic_save(save_fn, path: str) -> None:
     os.replace(tmp, path)
 
 
-def load_state(run_dir: str) -> dict | None:
-    path = os.path.join(run_dir, STATE)
-    if not os.path.isfile(path) or not os.path.isfile(os.path.join(run_dir, CHECKPOINT)):
+def save_checkpoint(model, run_dir: str, state: dict) -> None:
+    """The model (weights + optimiser) and the run state in one file, written whole and renamed.
+
+    A kill at any moment leaves the previous epoch's pair or this one, never a mix
+    (before, checkpoint.keras and state.json were two writes and a kill between
+    them replayed an epoch on the newer weights). state.json follows as a copy."""
+    path = os.path.join(run_dir, CHECKPOINT)
+    tmp = os.path.join(run_dir, f"checkpoint.tmp-{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as z:
+            z.writestr(STATE_IN_CHECKPOINT, json.dumps(state, indent=1))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _atomic_write_json(os.path.join(run_dir, STATE), state)
+
+
+def _checkpoint_zip_read(run_dir: str, member: str):
+    """A member of checkpoint.keras as parsed JSON; None when the checkpoint or the member is absent."""
+    path = os.path.join(run_dir, CHECKPOINT)
+    if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with zipfile.ZipFile(path) as z:
+            if member not in z.namelist():
+                return None
+            return json.loads(z.read(member))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ValueError(
+            f"{path} is damaged ({type(exc).__name__}: {exc}): restore it, or move it away "
+            f"(with {STATE}) to start the run again from scratch"
+        ) from exc
+
+
+def load_state(run_dir: str) -> dict | None:
+    """The state of the last finished epoch, or None for a run with no checkpoint yet.
+
+    Read from inside checkpoint.keras; run folders written before it held one
+    (and text exported by hand) fall back to state.json."""
+    if not os.path.isfile(os.path.join(run_dir, CHECKPOINT)):
+        return None
+    inside = _checkpoint_zip_read(run_dir, STATE_IN_CHECKPOINT)
+    path = os.path.join(run_dir, STATE)
+    outside = None
+    if os.path.isfile(path):
+        with open(path) as f:
+            outside = json.load(f)
+    if inside is None:
+        return outside  # an older run folder
+    # The copy is written after the checkpoint (and once more at the end of a run,
+    # with its stop reason): it is newer only when it describes the same epoch.
+    if outside is not None and outside.get("epoch") == inside.get("epoch"):
+        return outside
+    return inside
+
+
+# The command that trains each kind of checkpointed model (for messages).
+_TRAIN_COMMAND = {"HandwritingPredictor": "train prediction", "HandwritingSynthesizer": "train synthesis", "CarriedState": "train <text config>"}
+
+
+def checkpoint_class(run_dir: str) -> str | None:
+    """The class name of the model in ``run_dir``'s checkpoint, read without loading it; None if none."""
+    config = _checkpoint_zip_read(run_dir, "config.json")
+    return None if config is None else config.get("class_name")
+
+
+def check_resumable(run_dir: str, expected, command: str) -> None:
+    """Refuse, before any data is read or any epoch trained, a run folder holding another kind of model.
+
+    ``expected``: a class name or a tuple of them; ``command``: what the user ran (for the message)."""
+    expected = (expected,) if isinstance(expected, str) else tuple(expected)
+    found = checkpoint_class(run_dir)
+    if found is not None and found not in expected:
+        other = _TRAIN_COMMAND.get(found)
+        raise ValueError(
+            f"{os.path.join(run_dir, CHECKPOINT)} holds a {found} checkpoint, so `{command}` cannot resume it: "
+            f"give another --out for a new run" + (f", or continue that run with `{other}`" if other else "")
+        )
 
 
 class RunState(keras.callbacks.Callback):
@@ -101,7 +182,6 @@ class RunState(keras.callbacks.Callback):
             _atomic_save(self.model.save_weights, os.path.join(self.run_dir, BEST_WEIGHTS))
         else:
             st["wait"] = st.get("wait", 0) + 1
-        _atomic_save(self.model.save, os.path.join(self.run_dir, CHECKPOINT))
         if self.patience and st["wait"] >= self.patience:
             self.stop_reason = f"early stopping: no improvement of {self.monitor} for {self.patience} epochs"
             st["stopped"] = self.stop_reason
@@ -109,7 +189,7 @@ class RunState(keras.callbacks.Callback):
         if self.time_budget and st["train_seconds"] >= self.time_budget:
             self.stop_reason = f"time budget of {self.time_budget:g} s reached"
             self.model.stop_training = True
-        _atomic_write_json(os.path.join(self.run_dir, STATE), st)
+        save_checkpoint(self.model, self.run_dir, st)
 
 
 def fit(
@@ -165,13 +245,16 @@ def learning_rate(model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-def resume(run_dir: str, jit_compile: bool | None = None, new_learning_rate: float | None = None):
+def resume(run_dir: str, jit_compile: bool | None = None, new_learning_rate: float | None = None, expect=None, command: str = "train"):
     """The model of the last checkpoint in ``run_dir`` with its optimiser state, or None.
 
     ``new_learning_rate`` replaces the checkpoint's rate (annealing a run by
-    resuming it with a lower ``--learning-rate``); the optimiser's moments are kept."""
+    resuming it with a lower ``--learning-rate``); the optimiser's moments are kept.
+    ``expect``: class name(s) the checkpoint must hold, else a ValueError (see `check_resumable`)."""
     if load_state(run_dir) is None:
         return None
+    if expect is not None:
+        check_resumable(run_dir, expect, command)
     import zoo.models  # noqa: F401  (registers the zoo's classes for deserialisation)
     import zoo.training.graves_rmsprop  # noqa: F401
     import zoo.training.tbptt  # noqa: F401

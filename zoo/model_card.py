@@ -1,0 +1,363 @@
+"""Model cards: a preset's README.md, written from its config.json and metadata.json.
+
+Every figure on a card comes from the preset's metadata, and every figure in
+the metadata is written by code: `zoo train` records the run and its
+evaluation, `zoo evaluate ... --record` adds a measurement (and the score of a
+small fixed subset that tests/test_shipped_presets.py re-measures), and the
+card is regenerated from the result. Regenerate the shipped cards with
+
+    python -m zoo.model_card                      # every shipped preset
+    python -m zoo.model_card iam-synthesis        # one preset (name or folder)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+# The fixed subsets re-measured by tests/test_shipped_presets.py.
+CHECK_LINES = 16  # the first lines of the evaluated split, in the cache's (line id) order
+CHECK_CHARACTERS = 2000  # the first symbols of the evaluated text file
+
+GRAVES = {"HandwritingPredictor": ("Table 3", -1041.0), "HandwritingSynthesizer": ("Table 4", -1096.9)}
+
+
+# ---------------------------------------------------------------- cards
+
+
+def _nan(x):
+    return float("nan") if x is None else x
+
+
+def _evaluation_rows(meta: dict) -> list[tuple[str, dict]]:
+    """(label, result) for every recorded handwriting evaluation, repaired first."""
+    rows = []
+    for key, ev in meta.get("evaluations", {}).items():
+        if "split" not in ev:
+            continue
+        label = f"{ev['split']}, {'repaired' if ev.get('repaired', True) else 'not repaired'}"
+        rows.append((label, ev))
+    rows.sort(key=lambda r: (r[1]["split"], not r[1].get("repaired", True)))
+    return rows
+
+
+def _graves_comparison(meta: dict) -> str:
+    """What differs between this preset's figures and Graves' (README, Results)."""
+    norm = meta.get("normalization", {})
+    std = norm.get("offset_std")
+    evs = {bool(ev.get("repaired", True)): ev for _, ev in _evaluation_rows(meta) if ev["split"] == meta.get("validation_split", "testset_v")}
+    lines = []
+    if std:
+        log_scale = math.log(std[0] * std[1])
+        lines.append(
+            f"- **Scale.** The log-loss is of offsets divided by the training set's standard deviation "
+            f"({std[0]:.1f}, {std[1]:.1f} tablet units in x, y); in raw tablet units every point would cost "
+            f"log(σx·σy) = {log_scale:.2f} nats more. Graves' paper does not say how its offsets were scaled, so the figures "
+            f"compare only as far as the scales agree."
+        )
+    if True in evs and False in evs:
+        rep, raw = evs[True], evs[False]
+        lines.append(
+            f"- **Repairs.** The training data and the headline figure are repaired: missing readings inside a stroke "
+            f"are interpolated ({rep.get('cache_interpolated_points', '?'):,} points in the whole copy) and isolated jumps over 600 "
+            f"units dropped ({rep.get('cache_dropped_jumps', '?'):,} in this copy). Interpolated points lie on straight lines between "
+            f"their neighbours and are cheap to predict: on the lines as recorded (`zoo prepare --no-repair`, {raw['points']:,} points against "
+            f"{rep['points']:,}) the same weights score {raw['nll_nats_per_line']:.1f} nats per line against "
+            f"{rep['nll_nats_per_line']:.1f}."
+        )
+    if meta.get("train_lines"):
+        lines.append(
+            f"- **Training data.** {meta['train_lines']:,} lines ({', '.join(meta.get('train_splits', []))}): this copy of "
+            "IAM-OnDB withholds testset_t, which Graves also trained on."
+        )
+    if not lines:
+        return ""
+    return "## Comparing with Graves (2013)\n\n" + "\n".join(lines) + "\n"
+
+
+def _measurements(meta: dict) -> str:
+    """The recorded evaluations, with how each was made and its re-measured subset."""
+    evs = meta.get("evaluations", {})
+    if not evs:
+        return ""
+    out = [
+        "## Measurements",
+        "",
+        "Written into metadata.json by the command shown (`--record`); this card is generated from it "
+        "(`python -m zoo.model_card`). `check` is the score of a fixed subset, measured by the same code, that "
+        "`tests/test_shipped_presets.py` measures again.",
+        "",
+    ]
+    for key, ev in evs.items():
+        check = ev.get("check", {})
+        if "split" in ev:
+            what = f"{ev['lines']:,} {ev['split']} lines, {'repaired' if ev.get('repaired', True) else 'not repaired'}"
+            score = f"{ev['nll_nats_per_line']:.2f} nats per line, {ev['nll_nats_per_point']:.4f} per point, SSE {ev['sse_per_point']:.3f} per point"
+            sub = f"first {check.get('lines')} lines: {check['nll_nats_per_line']:.3f} nats per line" if check else ""
+        else:
+            what = f"{ev['text_file']} ({ev['symbols']:,} {ev.get('level', '')} symbols)"
+            score = ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if k.startswith(("bpc_", "bits_per_word_", "perplexity_")))
+            sub = f"first {check.get('symbols')} symbols: {check.get('bpc_static', check.get('bits_per_word_static', float('nan'))):.4f} bits each" if check else ""
+        out.append(f"- `{key}`: {what}: {score}" + (f"; check ({sub})" if sub else "") + (f". Measured {ev['measured']}." if ev.get("measured") else "."))
+        if ev.get("command"):
+            out.append(f"  `{ev['command']}`")
+    return "\n".join(out) + "\n"
+
+
+def handwriting_card(name: str, config: dict, meta: dict) -> str:
+    """README.md of a handwriting preset (prediction or synthesis)."""
+    ev = meta.get("evaluation", {})
+    table, graves = GRAVES.get(meta.get("model"), ("", float("nan")))
+    if meta.get("model") == "HandwritingSynthesizer":
+        what = (
+            f"Handwriting synthesis network of Graves (2013, sec. 5): writes a given text through a soft window of "
+            f"{config['window_components']} Gaussians over its {len(config['alphabet']['chars'])} characters, "
+        )
+        use = f'`python -m zoo write "Hello world" --model {name} --out hello.svg` (`--bias` defaults to 0.75), or in Python'
+        use += f' `zoo.presets.from_preset("{name}")` and `zoo.sampling.handwriting.write`.'
+    else:
+        what = "Handwriting prediction network of Graves (2013, sec. 4): "
+        use = f'`python -m zoo sample --model {name} --out samples.svg`, or in Python `zoo.presets.from_preset("{name}")`.'
+    split = meta.get("validation_split", "testset_v")
+    rows = [
+        f"| data | IAM On-Line Handwriting Database, train on {', '.join(meta.get('train_splits', []))} ({meta.get('train_lines', '?')} lines) |",
+    ]
+    val = meta.get("evaluation_480_validation_lines")
+    during = f"first {val['lines']} lines during training; " if val else ""
+    rows.append(f"| early stopping / report split | {split} ({during}{ev.get('lines', '?')} lines for the figures below) |")
+    recorded = _evaluation_rows(meta)
+    if recorded:
+        for label, r in recorded:
+            ref = f"; Graves 3x400 ({table}): {graves}" if r.get("repaired", True) and r["split"] == split else ""
+            rows.append(
+                f"| NLL on {label} | **{r['nll_nats_per_line']:.1f}** nats per line ({r['nll_nats_per_point']:.3f} per point, "
+                f"{r['lines']} lines){ref} |"
+            )
+    else:
+        rows.append(
+            f"| NLL on {split} | {_nan(ev.get('nll_nats_per_line')):.1f} nats per line ({_nan(ev.get('nll_nats_per_point')):.3f} per point); "
+            f"Graves 3x400 ({table}): {graves} |"
+        )
+    sse = next((r["sse_per_point"] for _, r in recorded if r.get("repaired", True) and r["split"] == split), ev.get("sse_per_point"))
+    rows.append(f"| SSE per point (normalised offsets) | {_nan(sse):.3f} |")
+    if meta.get("initialized_from"):
+        prev = meta["initialized_from"]
+        total_h = meta.get("total_train_seconds", meta.get("train_seconds", 0.0)) / 3600
+        training = (
+            f"{meta.get('total_epochs', meta['epochs'])} epochs in all of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "
+            f"{total_h:.1f} h on {meta['hardware']}: {meta.get('learning_rate_schedule', '')}; "
+            f"started from {prev.get('preset')}, {_nan(prev.get('evaluation', {}).get('nll_nats_per_line')):.1f} nats per line"
+        )
+    else:
+        training = (
+            f"{meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "
+            f"{meta['train_seconds'] / 60:.1f} min on {meta['hardware']}"
+        )
+    rows.append(f"| training | {training} |")
+    rows.append(
+        f"| optimiser | Graves RMSProp (eq. 38-45), final lr {meta['learning_rate']:.3g}; derivatives clipped to "
+        f"[-{config['lstm_clip']:g}, {config['lstm_clip']:g}] (LSTM) and [-{config['output_clip']:g}, {config['output_clip']:g}] (output) |"
+    )
+    parts = [
+        f"# {name}\n\n{what}{config['num_layers']} skip-connected LSTM layers of {config['units']} cells and a mixture of "
+        f"{config['num_mixtures']} bivariate Gaussians with an end-of-stroke Bernoulli, predicting pen offsets one point at a time.\n",
+        "| | |\n|---|---|\n" + "\n".join(rows) + "\n",
+        f"Use: {use} The IAM-OnDB licence (non-commercial research) applies to models trained on it.\n",
+    ]
+    if meta.get("note"):
+        parts.append(f"Note: {meta['note']}\n")
+    quality = meta.get("write_quality")
+    if quality:
+        fails = ", ".join(f"{n} of {quality['lines']} at bias {b}" for b, n in quality["failing_lines"].items())
+        parts.append(
+            f"## Legibility\n\n`{quality['command']}` writes {quality['lines']} sentences that are not from IAM-OnDB; "
+            f"{quality['judged']}. Lines that fail: {fails}. {quality.get('remark', '')}".rstrip() + "\n"
+        )
+    for section in (_graves_comparison(meta), _measurements(meta)):
+        if section:
+            parts.append(section)
+    return "\n".join(parts)
+
+
+def text_card(name: str, config: dict, meta: dict) -> str:
+    """README.md of a text preset."""
+    ev = meta["evaluation"]
+    score = ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if k.startswith(("bpc", "bits", "perplexity")))
+    vocab = config["vocabulary"]
+    size = len(vocab["symbols"]) + 1 if vocab["level"] != "byte" else 257
+    card = f"""# {name}
+
+Text prediction network of Graves (2013, sec. 3): {config['num_layers']} skip-connected LSTM
+layer(s) of {config['units']} cells over {vocab['level']} symbols ({size}
+in the vocabulary, id 0 the unknown symbol) and a softmax over the next symbol.
+
+| | |
+|---|---|
+| config | {meta['config']} |
+| trained on | {meta['train_file']} ({meta['train_symbols']:,} symbols); validation: {meta['valid_file']} |
+| validation | {score} ({ev['symbols']:,} symbols, state carried, static) |
+| training | {meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}x{meta['seq_length']}, state reset every {meta['reset_every']} sequences; {meta['optimizer']} lr {meta['learning_rate']:g}; {meta['train_seconds'] / 60:.1f} min on {meta['hardware']} |
+| regularisation | weight noise {config['weight_noise']:g}, adaptive noise {config['adaptive_noise']}; LSTM derivatives clipped to [-{config['lstm_clip']:g}, {config['lstm_clip']:g}] |
+
+Use: `python -m zoo sample --model {name} --prime "The " --length 300` or
+`python -m zoo evaluate --model {name} --text-file FILE [--dynamic]`.
+"""
+    test = meta.get("test")
+    if test:
+        rows = [
+            ("bzip2 -9 (measured in the same run)", test.get("bzip2_9")),
+            ("xz -9e (same run)", test.get("xz_9e")),
+            ("zpaq -m5 (the issue's figure; zpaq is not installed here)", test.get("zpaq_m5_from_issue")),
+            ("this model, static", test.get("bpc_static")),
+            (f"this model, dynamic evaluation (SGD step {test.get('dynamic_learning_rate', '?')} after every 100 symbols)", test.get("bpc_dynamic")),
+        ]
+        table = "\n".join(f"| {label} | {value:.3f} |" for label, value in rows if value is not None)
+        card += f"""
+## Test text: {test['text_file']}
+
+| coder | bits per character |
+|---|---|
+{table}
+
+The dynamic step size was chosen on {test.get('dynamic_learning_rate_chosen_on', 'held-out text')}.
+Reproduce: `{test.get('command', '')}`.
+"""
+    section = _measurements(meta)
+    if section:
+        card += "\n" + section
+    return card
+
+
+def card(name: str, config: dict, meta: dict) -> str:
+    """The card of any preset kind; ``config`` is the model's get_config()."""
+    if meta.get("model") == "LanguageModel" or "vocabulary" in config:
+        return text_card(name, config, meta)
+    return handwriting_card(name, config, meta)
+
+
+# ---------------------------------------------------------------- preset files
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_card(name_or_path: str) -> str:
+    """(Re)write a preset's README.md from its config.json and metadata.json; returns its path."""
+    from zoo.presets import CARD, CONFIG, load_metadata, preset_path
+
+    folder = preset_path(name_or_path)
+    with open(os.path.join(folder, CONFIG)) as f:
+        config = json.load(f)["config"]
+    name = os.path.basename(os.path.normpath(folder))
+    path = os.path.join(folder, CARD)
+    _write_atomic(path, card(name, config, load_metadata(folder)))
+    return path
+
+
+def record(name_or_path: str, key: str, value, section: str | None = "evaluations") -> str:
+    """Store ``value`` in a preset's metadata.json (under ``section``/``key``, or ``key`` at the top level
+    when ``section`` is None), keeping every other entry as it is, and regenerate the card."""
+    from zoo.presets import METADATA, load_metadata, preset_path
+
+    folder = preset_path(name_or_path)
+    meta = load_metadata(folder)
+    if section is None:
+        meta[key] = value
+    else:
+        meta.setdefault(section, {})[key] = value
+    _write_atomic(os.path.join(folder, METADATA), json.dumps(meta, indent=1))
+    return write_card(folder)
+
+
+def _stamp() -> str:
+    import keras
+
+    return f"{time.strftime('%Y-%m-%d', time.gmtime())}, Keras {keras.__version__} ({keras.backend.backend()} backend)"
+
+
+# ---------------------------------------------------------------- fixed subsets
+
+
+def handwriting_check(model, lines, texts, ids) -> dict:
+    """Log-loss of the first CHECK_LINES lines given (raw offsets, in split order)."""
+    from zoo.evaluation import evaluate_handwriting
+
+    n = min(CHECK_LINES, len(lines))
+    result = evaluate_handwriting(model, lines[:n], list(texts[:n]) if texts is not None else None, batch_size=n)
+    return {"lines": n, "line_ids": list(ids[:n]), **{k: result[k] for k in ("points", "nll_nats_per_line", "nll_nats_per_point")}}
+
+
+def read_check_lines(data_dir: str, line_ids, repair: bool):
+    """The lines ``line_ids`` read afresh from the IAM-OnDB files, through the same code as `zoo prepare`
+    (reader, repairs, integer rounding of the cache): (raw offsets, texts)."""
+    from zoo.data import iam
+    from zoo.data.cache import HandwritingSet
+
+    forms = {i.rpartition("-")[0] for i in line_ids}
+    lines, _ = iam.read_lines(data_dir, forms=forms, repair=repair)
+    by_id = {ln.id: ln for ln in lines}
+    missing = [i for i in line_ids if i not in by_id]
+    if missing:
+        raise KeyError(f"lines {missing} are not in {data_dir}")
+    data = HandwritingSet.from_lines([by_id[i] for i in line_ids], {}, {})
+    return [data.line(k) for k in range(len(data))], data.texts
+
+
+def text_check(model, corpus, seq_length: int = 100) -> dict:
+    """Bits per symbol on the first CHECK_CHARACTERS symbols of a text (read as `zoo evaluate` reads it)."""
+    from zoo.evaluation import evaluate_text
+
+    start = {"char": "\n", "byte": b"\n", "word": ["<eos>"]}[model.vocabulary.level]
+    result = evaluate_text(model, model.vocabulary.encode(start + corpus[:CHECK_CHARACTERS]), seq_length=seq_length)
+    return {k: v for k, v in result.items() if k in ("symbols", "seq_length") or k.endswith("_static")}
+
+
+def record_handwriting_evaluation(preset: str, model, data, split: str, result: dict, data_arg: str) -> str:
+    """`zoo evaluate --record` for a handwriting preset: the result, how the data was prepared, and the check."""
+    report = data.report
+    repaired = bool(report.get("repaired", True))  # caches made before --no-repair existed were all repaired
+    idx = data.split_indices(split)
+    entry = {
+        "split": split,
+        "repaired": repaired,
+        **{k: v for k, v in result.items() if k in ("lines", "points", "nll_nats_per_line", "nll_nats_per_point", "sse_per_point")},
+        "cache_interpolated_points": report.get("interpolated_points"),
+        "cache_dropped_jumps": report.get("dropped_jumps"),
+        "check": handwriting_check(model, [data.line(i) for i in idx[:CHECK_LINES]], [data.texts[i] for i in idx[:CHECK_LINES]], [data.ids[i] for i in idx[:CHECK_LINES]]),
+        "command": f"python -m zoo {'prepare --no-repair' if not repaired else 'prepare'} --data DIR --out {data_arg}; "
+        f"python -m zoo evaluate --model {preset} --data {data_arg} --split {split} --record",
+        "measured": _stamp(),
+    }
+    return record(preset, split if repaired else f"{split}_not_repaired", entry)
+
+
+def record_text_evaluation(preset: str, model, text_file: str, corpus, result: dict, seq_length: int) -> str:
+    """`zoo evaluate --record` for a text preset: the result and the score of the text's first symbols."""
+    name = os.path.basename(text_file)
+    entry = {
+        "text_file": name,
+        **{k: v for k, v in result.items() if k not in ("model", "text_file")},
+        "check": text_check(model, corpus, seq_length),
+        "command": f"python -m zoo evaluate --model {preset} --text-file {text_file} --seq-length {seq_length} --record",
+        "measured": _stamp(),
+    }
+    return record(preset, name, entry)
+
+
+def main(argv=None) -> None:
+    from zoo.presets import list_presets
+
+    names = (sys.argv[1:] if argv is None else argv) or list_presets()
+    for name in names:
+        print(write_card(name))
+
+
+if __name__ == "__main__":
+    main()
