@@ -32,6 +32,7 @@ import math
 import keras
 from keras import ops
 
+from zoo import backend
 from zoo.data.text import Vocabulary
 from zoo.layers.gradient_clip import loss_averaged_over_steps
 from zoo.layers.lstm_stack import PeepholeLSTM
@@ -118,37 +119,37 @@ class LanguageModel(keras.Model):
         return [(z, z) for _ in self.cells]
 
     def call(self, ids, initial_state=None, return_state=False, training=False):
+        """ids (B, T) -> logits (B, T, V): `step` scanned over the sequence, with training's noisy weights."""
         ids = ops.cast(ids, "int32")
         state = initial_state or self.zero_state(ops.shape(ids)[0])
-        weights = self.sampled_weights(training)
-        v = self.vocab_size
-        hidden, final, below = [], [], None
+        weights = self.step_weights(self.sampled_weights(training))
+
+        def body(state, ids_t):
+            logits, state = self.step(weights, ids_t, state)
+            return state, logits
+
         with loss_averaged_over_steps(ops.shape(ids)[1]):  # clip per sequence, not per symbol
-            for i, cell in enumerate(self.cells):
-                kernel, recurrent = weights[2 * i], weights[2 * i + 1]
-                projected = ops.take(kernel[:v], ids, axis=0) + cell.bias  # W_ihn x_t for one-hot x_t
-                if below is not None:
-                    projected = projected + ops.matmul(below, kernel[v:])  # eq. 2: W_h(n-1)hn h^(n-1)_t
-                below, s = cell.run(projected, state[i], (recurrent, ops.convert_to_tensor(cell.peephole)))
-                hidden.append(below)
-                final.append(s)
-        logits = ops.matmul(ops.concatenate(hidden, axis=-1), weights[-1]) + self.output_bias  # eq. 3
+            final, logits = backend.scan(body, list(state), ops.transpose(ids))
+        logits = ops.transpose(logits, (1, 0, 2))
         return (logits, final) if return_state else logits
 
     # ------------------------------------------------------------ one step (sampling, export)
 
-    def step_weights(self) -> dict:
-        """The weight means as tensors for `step`, read once outside a time loop: per layer the
-        one-hot rows W_ihn and the fused rest ([W_h(n-1)hn; W_hnhn], b, peepholes), and eq. 3's output."""
+    def step_weights(self, matrices=None) -> dict:
+        """The weights of `step` as tensors, read once outside a time loop: per layer the one-hot
+        rows W_ihn and the fused rest ([W_h(n-1)hn; W_hnhn], b, peepholes), and eq. 3's output.
+        ``matrices``: the weight matrices to use (`sampled_weights`: noisy while training); default the means."""
+        matrices = matrices or [ops.convert_to_tensor(w) for w in self.noisy_variables()]
         v, lstm = self.vocab_size, []
-        for cell in self.cells:
-            kernel, bias, peephole = cell.fused_weights()
-            lstm.append((kernel[:v], (kernel[v:], bias, peephole)))
-        return {"lstm": lstm, "output": (ops.convert_to_tensor(self.output_kernel), ops.convert_to_tensor(self.output_bias))}
+        for i, cell in enumerate(self.cells):
+            kernel, recurrent = matrices[2 * i], matrices[2 * i + 1]
+            fused = (ops.concatenate([kernel[v:], recurrent], axis=0), ops.convert_to_tensor(cell.bias), ops.convert_to_tensor(cell.peephole))
+            lstm.append((kernel[:v], fused))
+        return {"lstm": lstm, "output": (matrices[-1], ops.convert_to_tensor(self.output_bias))}
 
     def step(self, weights, ids, state):
         """eq. 1-3 for one symbol: ids (B,) + state [(h, c) per layer] -> logits (B, V), new state.
-        The same maths as `call` (which runs layer by layer over a sequence, with training's weight noise)."""
+        `call` scans it; the sampling loops (zoo.sampling.loops) and the exported graphs run it."""
         new = []
         for cell, (rows, fused), (h, c) in zip(self.cells, weights["lstm"], state):
             below = [new[-1][0]] if new else []  # eq. 2: h^(n-1)_t
