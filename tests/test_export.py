@@ -218,6 +218,30 @@ def test_runtime_imports_no_tensorflow(exported):
     assert proc.stdout.split() == ["1", "(2,", "20,", "3)"]
 
 
+def test_without_onnxruntime_auto_falls_back_to_keras(exported):
+    code = (
+        "import sys\n"
+        "sys.modules['onnxruntime'] = None  # as if it were not installed\n"
+        "from zoo.presets import from_preset\n"
+        "from zoo.sampling.handwriting import write\n"
+        f"m = from_preset({exported['syn']!r})\n"
+        "print(len(write(m, ['Hello'], seed=0)))\n"
+        "try:\n"
+        "    write(m, ['Hello'], backend='onnx')\n"
+        "except ValueError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "1" and "needs onnxruntime" in lines[1] and "pip install onnxruntime" in lines[1]
+    out = os.path.join(os.path.dirname(exported["syn"]), "no-ort.svg")
+    cli = "import sys, runpy; sys.modules['onnxruntime'] = None; sys.argv = ['zoo', 'write', 'Hello', '--model', sys.argv[1], '--out', sys.argv[2]]; runpy.run_module('zoo', run_name='__main__')"
+    proc = subprocess.run([sys.executable, "-c", cli, exported["syn"], out], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["lines"] == 1 and os.path.getsize(out) > 200
+
+
 def test_missing_corrupt_and_stale_exports(exported, tmp_path):
     with pytest.raises(runtime.ExportNotFound, match="no folder"):
         runtime.load(str(tmp_path / "nowhere"))
