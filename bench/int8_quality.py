@@ -10,6 +10,10 @@ both step graphs, state carried, 32 streams in parallel.
 
     python bench/int8_quality.py --data cache/iam-ondb.npz --text /work/shared/data/ptb/ptb.char.test.txt
     python bench/int8_quality.py --models iam-prediction --json
+    python bench/int8_quality.py --models /tmp/syn-export --lines 4 --max-points 50   # any folder exported with --int8
+
+A preset without a current export (missing, or of an older format) is skipped
+with the command that makes one.
 
 Needs numpy and onnxruntime (and the repo's numpy-only data readers).
 """
@@ -26,7 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from export import runtime  # noqa: E402
-from zoo.sampling.common import encode_lines, normalize  # noqa: E402
+from zoo.data.offsets import normalize, start_input  # noqa: E402
+from zoo.sampling.driver import encode_lines  # noqa: E402
 
 PARAMS = ("eos", "pi", "mu1", "mu2", "sigma1", "sigma2", "rho")
 
@@ -54,12 +59,12 @@ def handwriting_quality(folder: str, data, lines: int, max_points: int) -> dict:
     count, steps = len(raw), max(len(r) for r in raw)
     x = np.zeros((count, steps + 1, 3), np.float32)
     mask = np.zeros((count, steps), np.float32)
-    x[:, 0] = model.start_input(count)
+    x[:, 0] = start_input(count, model.offset_mean, model.offset_std)
     for b, r in enumerate(raw):
         x[b, 1 : len(r) + 1] = normalize(r, model.offset_mean, model.offset_std)
         mask[b, : len(r)] = 1
     extra = {}
-    if hasattr(model, "alphabet"):
+    if model.alphabet is not None:  # a synthesis model reads the lines' text
         _, extra["text"] = encode_lines(model.alphabet, [data.texts[int(i)] for i in idx], substitute=True)
     noise, bias = np.full((count, 4), 0.5, np.float32), np.float32(0.0)
     states = {p: s.zero_state(count) for p, s in sessions.items()}
@@ -137,7 +142,12 @@ def main():
     args = p.parse_args()
     results, data = {}, None
     for name in [n for n in args.models.split(",") if n]:
-        sampler = runtime.load(name)
+        try:
+            sampler = runtime.load(name)
+        except runtime.ExportNotFound as exc:  # no export, or one of an older format than this runtime drives
+            folder = name if os.path.isdir(name) else os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models", name)
+            print(f"{name}: skipped ({str(exc).split('; ')[0]}); make a current export with int8 graphs: python -m zoo export --model {name} --format all --int8 --out {folder}", file=sys.stderr)
+            continue
         if not runtime.has_onnx(sampler.folder, "int8"):
             print(f"{name}: no int8 graphs; make them with python -m zoo export --model {name} --format all --int8 --out {sampler.folder}", file=sys.stderr)
             continue

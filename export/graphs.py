@@ -230,6 +230,29 @@ def synthesis_graphs(model) -> Graphs:
 # ---------------------------------------------------------------- text
 
 
+@kind("HandwritingRecognizer")
+def recognition_graphs(model) -> Graphs:
+    """One graph: normalised lines (B, T, 3) of ``lengths`` points -> CTC logits (B, frames, 1 + C) and frame counts."""
+
+    @tf.function(input_signature=[_spec((None, None, 3), name="x"), _spec((None,), tf.int32, "lengths")])
+    def logits(x, lengths):
+        return {"logits": model((x, lengths)), "frames": model.frame_lengths(lengths)}
+
+    mean, std = _normalization(model)
+    info = {
+        "format": FORMAT,
+        "kind": "recognition",
+        "model": type(model).__name__,
+        "units": model.units,
+        "num_layers": model.num_layers,
+        "offset_mean": mean.tolist(),
+        "offset_std": std.tolist(),
+        "alphabet": model.alphabet.get_config(),
+        "state": {},
+    }
+    return Graphs("recognition", logits, None, {}, info)
+
+
 @kind("LanguageModel")
 def text_graphs(model) -> Graphs:
     """Symbols one at a time (Graves sec. 3): ids + state -> logits (eq. 1-3) + new state; sampling

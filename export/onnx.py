@@ -107,6 +107,8 @@ def export_onnx(graphs, folder: str, opset: int = OPSET) -> dict:
     os.makedirs(folder, exist_ok=True)
     files = {}
     for role, fn, name in (("step", graphs.step, STEP_FILE), ("loop", graphs.loop, LOOP_FILE)):
+        if fn is None:  # a recognizer has one graph, no sampling loop
+            continue
         proto = _convert(fn, opset)
         if role == "loop":
             proto = hoist_loop_invariants(proto)

@@ -99,7 +99,7 @@ def read_export(folder: str, precision: str = "float32") -> dict:
     command = EXPORT_COMMAND if precision == "float32" else INT8_COMMAND
     if graphs is None:
         raise ExportNotFound(f"{folder} has no int8 graphs (loop.int8.onnx); make them with: {command}")
-    for role in ("step", "loop"):
+    for role in graphs:
         path = os.path.join(folder, graphs[role]["file"])
         if not os.path.isfile(path):
             raise ExportNotFound(f"{path} is missing; export again with: {command}")
@@ -195,7 +195,7 @@ class OnnxModel:
         graphs = graph_files(entry, precision)
         command = EXPORT_COMMAND if precision == "float32" else INT8_COMMAND
         self.step_session = session(os.path.join(folder, graphs["step"]["file"]), threads, provider_list, command)
-        self.loop_session = session(os.path.join(folder, graphs["loop"]["file"]), threads, provider_list, command)
+        self.loop_session = session(os.path.join(folder, graphs["loop"]["file"]), threads, provider_list, command) if "loop" in graphs else None
         self.offset_mean = np.asarray(self.info.get("offset_mean", (0.0, 0.0)), np.float32)  # handwriting kinds
         self.offset_std = np.asarray(self.info.get("offset_std", (1.0, 1.0)), np.float32)
         self.alphabet, self.styles = None, {}
@@ -221,7 +221,7 @@ class OnnxModel:
         out = self._run(self.loop_session, feeds)
         return out["points"], out.get("phis"), out["ends"]
 
-    def read(self, inputs, state, text):
+    def teacher_force(self, inputs, state, text):
         """Teacher-force ``inputs`` (B, T, 3) through the step graph: the state after them."""
         still = np.zeros((inputs.shape[0], 4), np.float32)
         for t in range(inputs.shape[1]):
@@ -253,6 +253,27 @@ class SynthesisModel(OnnxModel):
     def write(self, lines, bias: float = driver.WRITE_BIAS, seed: int = 0, **kwargs):
         """As zoo.sampling.handwriting.write (same keywords): raw offsets per line, the same strokes for the same seed."""
         return driver.write(self, lines, bias=bias, seed=seed, **kwargs)
+
+
+@runtime("recognition")
+class RecognitionModel(OnnxModel):
+    """A handwriting recognizer: its one graph (``model.onnx``) maps normalised lines to CTC logits;
+    zoo.reading decodes them in numpy (greedy, or a beam search)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.alphabet = Alphabet(**self.info["alphabet"])
+
+    def recognize(self, x, lengths):
+        """Logits (B, frames, 1 + C) of normalised lines x (B, T, 3) of ``lengths`` points, and each line's frame count."""
+        out = self._run(self.step_session, {"x": np.asarray(x, np.float32), "lengths": np.asarray(lengths, np.int32)})
+        return out["logits"], out["frames"]
+
+    def read(self, offsets, beam_width: int = 0) -> list[str]:
+        """The text of each line of raw pen offsets, as zoo.reading.read."""
+        from zoo.reading import read
+
+        return read(self, offsets, beam_width)
 
 
 @runtime("text")

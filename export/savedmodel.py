@@ -32,7 +32,7 @@ def export_saved_model(model, graphs, folder: str) -> dict:
     module = tf.Module()
     # Tracking the weights lets tf.saved_model.save store the variables the functions capture.
     module.weights = [w.value for w in model.weights]
-    signatures = {"step": graphs.step, "sample_loop": graphs.loop, **graphs.signatures}
+    signatures = {"step": graphs.step, **({"sample_loop": graphs.loop} if graphs.loop is not None else {}), **graphs.signatures}
     for name, fn in signatures.items():
         setattr(module, name, fn)
     # Written beside the old folder and swapped in whole: a kill leaves the old SavedModel or the new one.

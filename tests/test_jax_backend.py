@@ -1,7 +1,8 @@
 """Weights trained on the Keras JAX backend load on TensorFlow and give the same outputs.
 
 Needs an interpreter with jax, keras and tfp-nightly: set ZOO_JAX_PYTHON to it
-(for example a venv made with `pip install "jax[cpu]" keras==3.15.1 tfp-nightly`).
+(`.ci/run` makes one, ../jaxenv, with the pins it lists). Part of the default
+suite whenever ZOO_JAX_PYTHON is set; skipped, saying so, when it is not.
 """
 
 import os
@@ -16,7 +17,10 @@ from zoo.presets import from_preset
 
 JAX_PYTHON = os.environ.get("ZOO_JAX_PYTHON")
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not JAX_PYTHON, reason="set ZOO_JAX_PYTHON to a Python with jax and tfp-nightly")]
+pytestmark = pytest.mark.skipif(
+    not JAX_PYTHON,
+    reason="the JAX backend is not tested: set ZOO_JAX_PYTHON to a Python with jax, keras==3.15.1 and tfp-nightly (.ci/run makes ../jaxenv)",
+)
 
 
 def test_jax_trained_preset_runs_on_tensorflow(tmp_path):

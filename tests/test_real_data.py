@@ -22,6 +22,8 @@ def test_line_counts_per_official_split(real_data):
     assert report["xml_files"] == 10677
     assert report["missing_transcription"] == 8
     assert report["corrupt_files"] == 0
+    # Repaired (the default): clock gaps inside strokes filled in; this copy has no isolated jump to drop.
+    assert report["repaired"] is True and report["interpolated_points"] == 34765 and report["dropped_jumps"] == 0
     assert report["split_lines"] == {"trainset": 5363, "testset_v": 1438, "testset_t": 0, "testset_f": 3859}
     # testset_t is withheld from this copy: all 216 of its forms are reported absent.
     assert report["split_forms_absent"]["testset_t"] == 216

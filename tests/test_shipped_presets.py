@@ -1,54 +1,184 @@
-"""The presets in saved_models/ load, sample, and score what their metadata says."""
+"""The presets in saved_models/ load, sample, and still score what was measured when their figures were recorded.
+
+`zoo evaluate ... --record` stores, beside each figure, the score of a small
+fixed subset (the first 16 lines of the split, the first 2,000 symbols of the
+text) computed by the same code (zoo.model_card). Here that subset is read
+again from the data in $ZOO_DATA_DIR, through the reader and the repairs, and
+scored again: a change to the weights, the model code, the reader or the
+repairs shows up as a different number.
+"""
+
+import functools
+import json
+import os
 
 import numpy as np
 import pytest
 
 from conftest import real_data_dir, requires_data
-from zoo.presets import from_preset, list_presets, load_metadata
+from zoo import model_card
+from zoo.presets import from_preset, list_presets, load_metadata, preset_path
 from zoo.sampling.handwriting import sample_unconditional
 
+HANDWRITING = ("iam-prediction", "iam-synthesis")
+TEXT = ("ptb-char-small",)
+RELATIVE = 1e-3  # float32 sums over ~8,000 points agree to ~1e-6 between runs
 
-def test_prediction_preset_is_shipped_with_its_figures():
-    assert "iam-prediction" in list_presets()
-    meta = load_metadata("iam-prediction")
-    for key in ("data", "train_splits", "validation_split", "evaluation", "train_seconds", "history", "normalization"):
-        assert key in meta
-    assert meta["validation_split"] == "testset_v" and meta["evaluation"]["lines"] == 1438
-    assert meta["evaluation"]["nll_nats_per_line"] < 0
+
+def _checks(names):
+    """(preset, evaluation key) of every recorded evaluation that carries a check."""
+    out = []
+    for name in names:
+        for key, entry in load_metadata(name).get("evaluations", {}).items():
+            if "check" in entry:
+                out.append((name, key))
+    return out
+
+
+def test_shipped_presets_carry_recorded_checks():
+    assert set(HANDWRITING + TEXT) <= set(list_presets())
+    for name in HANDWRITING:
+        evs = load_metadata(name)["evaluations"]
+        # testset_v both ways: the lines as trained (repaired) and as recorded.
+        assert {(e["split"], e["repaired"]) for e in evs.values()} >= {("testset_v", True), ("testset_v", False)}
+        for e in evs.values():
+            assert e["check"]["lines"] == model_card.CHECK_LINES == len(e["check"]["line_ids"])
+            assert e["lines"] == 1438 and e["nll_nats_per_line"] < 0
+    for name in TEXT:
+        assert any(e["check"]["symbols"] == model_card.CHECK_CHARACTERS for e in load_metadata(name)["evaluations"].values())
+
+
+@pytest.mark.parametrize("name", HANDWRITING + TEXT)
+def test_cards_are_written_from_the_metadata(name):
+    """README.md is what zoo.model_card writes from metadata.json: no figure on it was typed by hand."""
+    folder = preset_path(name)
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)["config"]
+    with open(os.path.join(folder, "README.md")) as f:
+        assert f.read() == model_card.card(name, config, load_metadata(name)), "run `python -m zoo.model_card`"
+
+
+@functools.lru_cache(maxsize=None)
+def _lines(line_ids, repair):
+    return model_card.read_check_lines(real_data_dir(), list(line_ids), repair=repair)
+
+
+@functools.lru_cache(maxsize=None)
+def _model(name):
+    return from_preset(name)
+
+
+@requires_data
+@pytest.mark.parametrize("name,key", _checks(HANDWRITING))
+def test_handwriting_preset_scores_its_recorded_subset(name, key):
+    entry = load_metadata(name)["evaluations"][key]
+    check = entry["check"]
+    lines, texts = _lines(tuple(check["line_ids"]), entry["repaired"])
+    got = model_card.handwriting_check(_model(name), lines, texts, check["line_ids"])
+    assert got["points"] == check["points"]
+    assert got["nll_nats_per_line"] == pytest.approx(check["nll_nats_per_line"], rel=RELATIVE)
+
+
+def _text_dir():
+    root = os.environ.get("ZOO_DATA_DIR")
+    return os.path.join(root, "ptb") if root and os.path.isdir(os.path.join(root, "ptb")) else root
+
+
+@pytest.mark.skipif(_text_dir() is None, reason="set ZOO_DATA_DIR to the folder holding ptb/")
+@pytest.mark.parametrize("name,key", _checks(TEXT))
+def test_text_preset_scores_its_recorded_subset(name, key):
+    from zoo.data.text import read_corpus
+
+    entry = load_metadata(name)["evaluations"][key]
+    model = _model(name)
+    corpus = read_corpus(os.path.join(_text_dir(), entry["text_file"]), model.vocabulary.level)
+    got = model_card.text_check(model, corpus, entry["check"]["seq_length"])
+    assert got["symbols"] == entry["check"]["symbols"]
+    static = "bits_per_word_static" if model.vocabulary.level == "word" else "bpc_static"
+    assert got[static] == pytest.approx(entry["check"][static], rel=RELATIVE)
+
+
+def test_evaluate_record_writes_the_metadata_and_the_card(tmp_path):
+    """`zoo evaluate --record` on a repaired and an unrepaired cache: both results and their checks land in
+    metadata.json, every other entry stays as it was, the card shows both, and the check measures again the same."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, make_iam_folder
+    from zoo.models.predictor import HandwritingPredictor
+    from zoo.presets import save_preset
+
+    data = make_iam_folder(str(tmp_path / "iam"))
+    model = HandwritingPredictor(units=8, num_layers=2, num_mixtures=3, offset_mean=(4.0, 0.0), offset_std=(10.0, 10.0))
+    model.build()
+    preset = str(tmp_path / "tiny")
+    keep = {"model": "HandwritingPredictor", "export": {"weights_sha256": "abc", "formats": ["onnx"]}}
+    save_preset(model, preset, keep)
+    env = {**os.environ, "PYTHONPATH": REPO}
+
+    def zoo(*cmd):
+        proc = subprocess.run([sys.executable, "-m", "zoo", *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+
+    raw, repaired = str(tmp_path / "raw.npz"), str(tmp_path / "repaired.npz")
+    zoo("prepare", "--data", data, "--out", raw, "--quiet", "--no-repair")
+    zoo("evaluate", "--model", preset, "--data", raw, "--split", "testset_v", "--quiet", "--record")
+    # The repaired cache through the same functions, in this process (a second TensorFlow start costs ~10 s).
+    from zoo.data.cache import HandwritingSet, prepare
+    from zoo.evaluation import evaluate_handwriting
+
+    prepare(data, repaired, progress=False)
+    cache = HandwritingSet.load(repaired)
+    result = evaluate_handwriting(from_preset(preset), cache.lines("testset_v"), batch_size=32)
+    model_card.record_handwriting_evaluation(preset, from_preset(preset), cache, "testset_v", result, repaired)
+    meta = load_metadata(preset)
+    assert {k: meta[k] for k in keep} == keep  # the export entry (and all else) kept exactly
+    evs = meta["evaluations"]
+    assert set(evs) == {"testset_v", "testset_v_not_repaired"}
+    assert [evs[k]["repaired"] for k in sorted(evs)] == [True, False]
+    card = open(os.path.join(preset, "README.md")).read()
+    for e in evs.values():
+        assert f"**{e['nll_nats_per_line']:.1f}**" in card
+        lines, texts = model_card.read_check_lines(data, e["check"]["line_ids"], repair=e["repaired"])
+        again = model_card.handwriting_check(from_preset(preset), lines, texts, e["check"]["line_ids"])
+        assert again["nll_nats_per_line"] == pytest.approx(e["check"]["nll_nats_per_line"], rel=1e-5)
+    assert e["check"]["lines"] == 3 == e["lines"]  # the split has 3 lines: the check takes what there is
+
+
+def test_text_check_is_recorded_and_measures_again(tmp_path):
+    from zoo.data.text import Vocabulary
+    from zoo.models.language import LanguageModel
+    from zoo.presets import save_preset
+
+    text = "the quick brown fox jumps over the lazy dog. " * 60
+    model = LanguageModel(Vocabulary.build(text, "char"), units=8, num_layers=1)
+    model.build()
+    preset = str(tmp_path / "tiny-text")
+    save_preset(model, preset, {"model": "LanguageModel"})
+    path = tmp_path / "t.txt"
+    path.write_text(text)
+    model_card.record_text_evaluation(preset, model, str(path), text, {"symbols": len(text), "bpc_static": 4.0}, seq_length=50)
+    entry = load_metadata(preset)["evaluations"]["t.txt"]
+    assert entry["check"]["symbols"] == model_card.CHECK_CHARACTERS and entry["bpc_static"] == 4.0
+    again = model_card.text_check(from_preset(preset), text, 50)
+    assert again["bpc_static"] == pytest.approx(entry["check"]["bpc_static"], rel=1e-6)
 
 
 def test_prediction_preset_samples():
-    model = from_preset("iam-prediction")
-    meta = load_metadata("iam-prediction")
-    assert list(model.offset_mean) == pytest.approx(meta["normalization"]["offset_mean"])
+    model = _model("iam-prediction")
     strokes = sample_unconditional(model, steps=200, count=2, seed=0)
     assert strokes.shape == (2, 200, 3) and np.all(np.isfinite(strokes))
     # Real handwriting moves right on average and lifts the pen now and then.
     assert strokes[..., 0].mean() > 0 and 0 < strokes[..., 2].mean() < 0.3
 
 
-@requires_data
-def test_prediction_preset_scores_its_metadata_on_testset_v():
-    from zoo.data.cache import load_handwriting
-    from zoo.evaluation import evaluate_handwriting
-
-    data = load_handwriting(real_data_dir(), progress=False)
-    model = from_preset("iam-prediction")
-    result = evaluate_handwriting(model, data.lines("testset_v")[:120])
-    expected = load_metadata("iam-prediction")["evaluation"]["nll_nats_per_point"]
-    assert result["nll_nats_per_point"] == pytest.approx(expected, abs=0.25)
-
-
 def test_synthesis_preset_is_shipped_and_writes():
     from zoo.sampling.handwriting import write
 
-    assert "iam-synthesis" in list_presets()
-    model = from_preset("iam-synthesis")
+    model = _model("iam-synthesis")
     chars = model.alphabet.chars
     assert set("QXZ0123456789.,!?'\"-") <= set(chars) and set("abcxyzABC") <= set(chars)
     assert len(model.styles) >= 3
-    meta = load_metadata("iam-synthesis")
-    assert meta["evaluation"]["lines"] == 1438 and meta["evaluation"]["nll_nats_per_line"] < 0
     offsets = write(model, ["Hello world"], bias=1.0, style=next(iter(model.styles)))
     assert len(offsets) == 1 and np.all(np.isfinite(offsets[0]))
 
@@ -56,7 +186,6 @@ def test_synthesis_preset_is_shipped_and_writes():
 def test_zoo_write_with_the_shipped_export_runs_without_tensorflow(tmp_path):
     """`zoo write` on a preset with a current ONNX export loads onnxruntime only (TensorFlow's import costs ~4 s),
     and writes the same strokes as the Keras path."""
-    import json
     import subprocess
     import sys
 

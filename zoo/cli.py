@@ -19,6 +19,7 @@ import warnings
 
 DEFAULT_MODEL = "iam-prediction"
 DEFAULT_WRITER = "iam-synthesis"
+DEFAULT_RECOGNIZER = "iam-recognizer"
 
 
 def _silence_native_stderr() -> None:
@@ -143,6 +144,17 @@ def _warn_ignored_shape_flags(args, model, why: str) -> None:
         print(f"warning: {', '.join(ignored)} ignored: {why} keeps the model as it is; give a new --out to train another", file=sys.stderr)
 
 
+def _optimizer(model_class, learning_rate):
+    """Graves' RMSProp (eq. 38-45) for the handwriting networks of the paper; Adam for the recognizer (CTC)."""
+    import keras
+
+    if model_class.__name__ == "HandwritingRecognizer":
+        return keras.optimizers.Adam(learning_rate or 1e-3, clipnorm=10.0)
+    from zoo.training.graves_rmsprop import GravesRMSprop
+
+    return GravesRMSprop(learning_rate=learning_rate or 1e-4)
+
+
 def cmd_train(args) -> None:
     from zoo.configs import TEXT_MODELS
 
@@ -156,13 +168,14 @@ def cmd_train(args) -> None:
     from zoo.data.alphabet import Alphabet
     from zoo.data.cache import TRAIN_SPLITS, load_handwriting
     from zoo.data.pipeline import batches_for
-    from zoo.evaluation import evaluate_handwriting
-    from zoo.models import HandwritingPredictor, HandwritingSynthesizer
+    from zoo.evaluation import evaluate_handwriting, evaluate_recognizer
+    from zoo.models import HandwritingPredictor, HandwritingRecognizer, HandwritingSynthesizer
     from zoo.training import trainer
-    from zoo.training.graves_rmsprop import GravesRMSprop
 
+    model_class = {"prediction": HandwritingPredictor, "synthesis": HandwritingSynthesizer, "recognizer": HandwritingRecognizer}[args.model]
+    recognizer = model_class is HandwritingRecognizer
     # A run folder of another kind is refused before any data is read or any epoch trained.
-    trainer.check_resumable(args.out, HandwritingSynthesizer.__name__ if args.model == "synthesis" else HandwritingPredictor.__name__, f"train {args.model}")
+    trainer.check_resumable(args.out, model_class.__name__, f"train {args.model}")
     keras.utils.set_random_seed(args.seed)
     jit = backend.default_jit_compile() if args.xla is None else args.xla
     data = load_handwriting(args.data)
@@ -175,8 +188,8 @@ def cmd_train(args) -> None:
     initialized_from = None
     if model is None and args.init_from:
         # Fine-tune (or continue) a preset: its weights, alphabet and normalisation, a fresh optimiser.
-        model, initialized_from = _init_from_preset(args.init_from, HandwritingSynthesizer if args.model == "synthesis" else HandwritingPredictor)
-        model.compile(optimizer=GravesRMSprop(learning_rate=args.learning_rate or 1e-4), jit_compile=jit)
+        model, initialized_from = _init_from_preset(args.init_from, model_class)
+        model.compile(optimizer=_optimizer(model_class, args.learning_rate), jit_compile=jit)
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, INIT_RECORD), "w") as f:
             json.dump(initialized_from, f, indent=1)
@@ -184,13 +197,17 @@ def cmd_train(args) -> None:
         _warn_ignored_shape_flags(args, model, "--init-from")
     elif model is None:
         mean, std = data.normalization("train")
-        common = dict(units=args.units or 400, num_layers=args.layers or 3, num_mixtures=args.mixtures or 20, offset_mean=mean, offset_std=std)
-        if args.model == "synthesis":
-            model = HandwritingSynthesizer(Alphabet.from_texts(train_texts), window_components=args.window_components or 10, **common)
+        if recognizer:
+            # The synthesis alphabet: both are built from the same training transcriptions.
+            model = HandwritingRecognizer(Alphabet.from_texts(train_texts), units=args.units or 128, num_layers=args.layers or 2, offset_mean=mean, offset_std=std)
         else:
-            model = HandwritingPredictor(**common)
+            common = dict(units=args.units or 400, num_layers=args.layers or 3, num_mixtures=args.mixtures or 20, offset_mean=mean, offset_std=std)
+            if args.model == "synthesis":
+                model = HandwritingSynthesizer(Alphabet.from_texts(train_texts), window_components=args.window_components or 10, **common)
+            else:
+                model = HandwritingPredictor(**common)
         model.build()
-        model.compile(optimizer=GravesRMSprop(learning_rate=args.learning_rate or 1e-4), jit_compile=jit)
+        model.compile(optimizer=_optimizer(model_class, args.learning_rate), jit_compile=jit)
     else:
         print(f"resuming from {os.path.join(args.out, trainer.CHECKPOINT)}", file=sys.stderr)
         _warn_ignored_shape_flags(args, model, "resuming")
@@ -207,8 +224,11 @@ def cmd_train(args) -> None:
         f"backend {backend.name()}, XLA {'on' if jit else 'off'}",
         file=sys.stderr,
     )
-    state = _fit_keeping_best(model, train_data, val_data, args, unit="nats per line")
-    evaluation = evaluate_handwriting(model, val_raw, val_texts, batch_size=args.batch_size)
+    state = _fit_keeping_best(model, train_data, val_data, args, unit="CTC nats per line" if recognizer else "nats per line")
+    if recognizer:
+        evaluation = evaluate_recognizer(model, val_raw, val_texts, batch_size=args.batch_size)
+    else:
+        evaluation = evaluate_handwriting(model, val_raw, val_texts, batch_size=args.batch_size)
     points = int(sum(len(ln) - 1 for ln in train_raw))
     meta = {
         "model": type(model).__name__,
@@ -355,6 +375,10 @@ def cmd_evaluate(args) -> None:
     model = from_preset(args.model)
     if hasattr(model, "vocabulary"):
         return _evaluate_text(model, args)
+    if getattr(model, "task", None) == "recognition":
+        return _evaluate_recognizer(model, args)
+    if hasattr(model, "alphabet") and args.text_file:
+        return _evaluate_legibility(model, args)
     if args.text_file or not args.data:
         _fail(f"{args.model} is a handwriting model: evaluate it with --data (IAM-OnDB folder or cache), not --text-file")
     data = load_handwriting(args.data)
@@ -371,6 +395,58 @@ def cmd_evaluate(args) -> None:
         from zoo.model_card import record_handwriting_evaluation
 
         print(f"recorded in the metadata; card: {record_handwriting_evaluation(args.model, model, data, args.split, result, args.data)}", file=sys.stderr)
+
+
+def _evaluate_recognizer(model, args) -> None:
+    """CER and WER of a recognizer on a split of real lines (edit distances summed over the split)."""
+    from zoo.data.cache import load_handwriting
+    from zoo.evaluation import evaluate_recognizer
+
+    if not args.data:
+        _fail(f"{args.model} is a recognizer: evaluate it on real lines with --data (IAM-OnDB folder or cache) --split NAME")
+    data = load_handwriting(args.data)
+    try:
+        idx = data.split_indices(args.split)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    if not len(idx):
+        _fail(f"split {args.split!r} has no lines in {args.data} (its forms are absent from this copy)")
+    t0 = time.time()
+    result = evaluate_recognizer(model, [data.line(i) for i in idx], [data.texts[i] for i in idx], beam_width=args.beam, batch_size=args.batch_size)
+    result = {"model": args.model, "split": args.split, **result, "seconds": round(time.time() - t0, 1)}
+    print(json.dumps(result, indent=1))
+    if args.record:
+        from zoo.model_card import record
+
+        key = f"{args.split}_{result['decoding'].replace(' ', '')}"
+        print(f"recorded in the metadata; card: {record(args.model, key, result)}", file=sys.stderr)
+
+
+def _evaluate_legibility(model, args) -> None:
+    """Write every line of --text-file with a synthesis model, read it back with a recognizer: CER and WER,
+    beside the recognizer's own CER on real lines, and a control with each line's words shuffled."""
+    from zoo.presets import from_preset, load_metadata, preset_path
+    from zoo.reading import legibility
+    from zoo.sampling.driver import WRITE_BIAS
+
+    with open(args.text_file, encoding="utf-8") as f:
+        lines = [" ".join(ln.split()) for ln in f if ln.strip()]
+    if not lines:
+        _fail(f"{args.text_file} holds no text: give one sentence per line")
+    try:
+        recognizer = from_preset(args.recognizer)
+    except (OSError, ValueError) as exc:
+        _fail(f"--recognizer {args.recognizer}: {exc}; train one with `python -m zoo train recognizer --data DIR --out RUN`")
+    if getattr(recognizer, "task", None) != "recognition":
+        _fail(f"--recognizer {args.recognizer} is a {type(recognizer).__name__}, not a recognizer")
+    bias = WRITE_BIAS if args.bias is None else args.bias
+    t0 = time.time()
+    result = legibility(model, recognizer, lines, bias=bias, seed=args.seed, style=args.style, beam_width=args.beam)
+    real = load_metadata(preset_path(args.recognizer)).get("evaluation", {})
+    print(json.dumps({
+        "model": args.model, "recognizer": args.recognizer, "text_file": args.text_file, "bias": bias, "seed": args.seed, "style": args.style,
+        **result, "real_cer": real.get("cer"), "real_split": real.get("split", "testset_v"), "seconds": round(time.time() - t0, 1),
+    }, indent=1))
 
 
 def _evaluate_text(model, args) -> None:
@@ -573,6 +649,60 @@ def cmd_write(args) -> None:
     print(json.dumps({"out": args.out, "lines": len(batch), "points": int(sum(len(o) for o in offsets)), "seconds": round(seconds, 2)}))
 
 
+def _offsets_in(path: str) -> list:
+    """The pen offsets per line held by a file that `zoo read` reads."""
+    import numpy as np
+
+    from zoo.render.svg import read_svg_offsets
+
+    if not os.path.isfile(path):
+        _fail(f"no file {path!r}")
+    lower = path.lower()
+    try:
+        if lower.endswith(".svg"):
+            return read_svg_offsets(path)
+        if lower.endswith(".npy"):
+            array = np.load(path)
+            if array.ndim == 2 and array.shape[1] == 3:
+                return [array]
+            if array.ndim == 3 and array.shape[2] == 3:
+                return list(array)
+            raise ValueError(f"{path} holds an array of shape {array.shape}: pen offsets are (N, 3) or (K, N, 3)")
+        if lower.endswith(".npz"):
+            with np.load(path) as z:
+                return [z[k] for k in z.files]
+    except (OSError, ValueError, EOFError) as exc:
+        _fail(f"cannot read pen offsets from {path}: {exc}")
+    if lower.endswith(".png"):
+        _fail(f"{path} is a picture, not pen offsets: read the .svg that zoo write wrote (it carries the offsets)")
+    _fail(f"cannot tell what {path!r} holds: give FILE.svg (written by zoo write or zoo sample), FILE.npy or FILE.npz")
+
+
+def cmd_read(args) -> None:
+    """Print the text of every line of handwriting in the files, one per line."""
+    from zoo.presets import preset_path
+    from zoo.reading import read
+    from zoo.sampling.engines import choose
+
+    try:
+        folder = preset_path(args.model)
+    except FileNotFoundError as exc:
+        _fail(f"{exc}; train a recognizer with `python -m zoo train recognizer --data DIR --out RUN`")
+    lines = [ln for path in args.files for ln in _offsets_in(path)]
+    if choose(folder, args.backend) == "onnx":  # numpy + onnxruntime only: no TensorFlow import
+        from export import runtime
+
+        reader = runtime.load(folder)
+    else:
+        from zoo.presets import from_preset
+
+        reader = from_preset(folder)
+    if getattr(reader, "task", None) != "recognition" and getattr(reader, "kind", None) != "recognition":
+        _fail(f"{args.model} is not a recognizer; read with --model {DEFAULT_RECOGNIZER} or another recognizer preset")
+    for text in read(reader, lines, beam_width=args.beam, backend=args.backend):
+        print(text)
+
+
 def cmd_export(args) -> None:
     """Export a preset: model.onnx (one sampling step), loop.onnx (the whole sampling loop, noise as an input)
     and saved_model/ (log-likelihood, step and sampler signatures); metadata.json records the export."""
@@ -630,7 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Handwriting: prediction, synthesis (need --data). Text (need --train-file): {text_models}.",
     )
     s.add_argument(
-        "model", nargs="?", default="prediction", choices=["prediction", "synthesis", *TEXT_MODELS], help="what to train (default: %(default)s)"
+        "model", nargs="?", default="prediction", choices=["prediction", "synthesis", "recognizer", *TEXT_MODELS], help="what to train (default: %(default)s)"
     )
     s.add_argument("--data", help="handwriting: IAM-OnDB folder or a cache made by `prepare`")
     s.add_argument("--out", required=True, help="run folder: checkpoints, logs, loss.png and preset/")
@@ -692,6 +822,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="testset_v", help="trainset, testset_v, testset_t, testset_f, train or all")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--beam", type=int, default=0, help="recognizers: CTC beam search of this many prefixes (default: 0, greedy decoding)")
+    g = s.add_argument_group("legibility of a synthesis model (with --text-file)", "write every line of the file, read it back with --recognizer")
+    g.add_argument("--recognizer", default="iam-recognizer", help="the recognizer that reads (default: %(default)s)")
+    g.add_argument("--bias", type=_sampling_bias, help=f"sampling bias of the writing (default: {WRITE_BIAS}, as zoo write)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--style", help="a named style stored with the synthesis preset")
     s.add_argument(
         "--record", action="store_true",
         help="write the result (and the score of a small fixed subset, re-measured by the tests) into the preset's metadata.json "
@@ -731,6 +867,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["auto", "keras", "onnx"], default="auto", help="auto: onnxruntime when the preset carries a current ONNX export, else Keras")
     s.add_argument("--precision", choices=["float32", "int8"], default="float32", help="int8: onnxruntime's int8 graphs (zoo export --int8), faster, approximate")
     s.set_defaults(func=cmd_write)
+
+    s = sub.add_parser("read", help="read handwriting back to text with a recognizer (SVGs written by zoo write/sample, .npy/.npz offsets)")
+    s.add_argument("files", nargs="+", help="FILE.svg written by `zoo write`/`zoo sample`, FILE.npy ((N, 3) or (K, N, 3) pen offsets) or FILE.npz (one array per line)")
+    s.add_argument("--model", default=DEFAULT_RECOGNIZER, help="recognizer preset name or folder (default: %(default)s)")
+    s.add_argument("--beam", type=int, default=0, help="CTC beam search of this many prefixes (default: 0, greedy decoding)")
+    s.add_argument("--backend", choices=["auto", "keras", "onnx"], default="auto", help="auto: onnxruntime when the preset carries a current ONNX export, else Keras")
+    s.set_defaults(func=cmd_read)
 
     s = sub.add_parser("export", help="export a model to ONNX (step + whole sampling loop) and/or SavedModel", description=cmd_export.__doc__)
     s.add_argument("--model", required=True, help="preset name or folder")

@@ -32,11 +32,22 @@ def _nan(x):
     return float("nan") if x is None else x
 
 
+def _rows(*rows) -> list[str]:
+    """Table rows ``| label | value() |``; a row whose value needs metadata the preset lacks is left out."""
+    out = []
+    for label, value in rows:
+        try:
+            out.append(f"| {label} | {value()} |")
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
 def _evaluation_rows(meta: dict) -> list[tuple[str, dict]]:
     """(label, result) for every recorded handwriting evaluation, repaired first."""
     rows = []
     for key, ev in meta.get("evaluations", {}).items():
-        if "split" not in ev:
+        if "split" not in ev or "nll_nats_per_line" not in ev:
             continue
         label = f"{ev['split']}, {'repaired' if ev.get('repaired', True) else 'not repaired'}"
         rows.append((label, ev))
@@ -93,7 +104,11 @@ def _measurements(meta: dict) -> str:
     ]
     for key, ev in evs.items():
         check = ev.get("check", {})
-        if "split" in ev:
+        if "nll_nats_per_line" not in ev and "text_file" not in ev:  # another kind of figure (error rates, ...)
+            what = f"{ev['split']} lines" if "split" in ev else "measured"
+            score = ", ".join(f"{k} {v:.4g}" for k, v in ev.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+            sub = ""
+        elif "split" in ev:
             what = f"{ev['lines']:,} {ev['split']} lines, {'repaired' if ev.get('repaired', True) else 'not repaired'}"
             score = f"{ev['nll_nats_per_line']:.2f} nats per line, {ev['nll_nats_per_point']:.4f} per point, SSE {ev['sse_per_point']:.3f} per point"
             sub = f"first {check.get('lines')} lines: {check['nll_nats_per_line']:.3f} nats per line" if check else ""
@@ -143,23 +158,27 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
         )
     sse = next((r["sse_per_point"] for _, r in recorded if r.get("repaired", True) and r["split"] == split), ev.get("sse_per_point"))
     rows.append(f"| SSE per point (normalised offsets) | {_nan(sse):.3f} |")
-    if meta.get("initialized_from"):
-        prev = meta["initialized_from"]
-        total_h = meta.get("total_train_seconds", meta.get("train_seconds", 0.0)) / 3600
-        training = (
-            f"{meta.get('total_epochs', meta['epochs'])} epochs in all of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "
-            f"{total_h:.1f} h on {meta['hardware']}: {meta.get('learning_rate_schedule', '')}; "
-            f"started from {prev.get('preset')}, {_nan(prev.get('evaluation', {}).get('nll_nats_per_line')):.1f} nats per line"
-        )
-    else:
-        training = (
+    def training():
+        if meta.get("initialized_from"):
+            prev = meta["initialized_from"]
+            total_h = meta.get("total_train_seconds", meta.get("train_seconds", 0.0)) / 3600
+            return (
+                f"{meta.get('total_epochs', meta['epochs'])} epochs in all of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "
+                f"{total_h:.1f} h on {meta['hardware']}: {meta.get('learning_rate_schedule', '')}; "
+                f"started from {prev.get('preset')}, {_nan(prev.get('evaluation', {}).get('nll_nats_per_line')):.1f} nats per line"
+            )
+        return (
             f"{meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "
             f"{meta['train_seconds'] / 60:.1f} min on {meta['hardware']}"
         )
-    rows.append(f"| training | {training} |")
-    rows.append(
-        f"| optimiser | Graves RMSProp (eq. 38-45), final lr {meta['learning_rate']:.3g}; derivatives clipped to "
-        f"[-{config['lstm_clip']:g}, {config['lstm_clip']:g}] (LSTM) and [-{config['output_clip']:g}, {config['output_clip']:g}] (output) |"
+
+    rows += _rows(
+        ("training", training),
+        (
+            "optimiser",
+            lambda: f"Graves RMSProp (eq. 38-45), final lr {meta['learning_rate']:.3g}; derivatives clipped to "
+            f"[-{config['lstm_clip']:g}, {config['lstm_clip']:g}] (LSTM) and [-{config['output_clip']:g}, {config['output_clip']:g}] (output)",
+        ),
     )
     parts = [
         f"# {name}\n\n{what}{config['num_layers']} skip-connected LSTM layers of {config['units']} cells and a mixture of "
@@ -184,10 +203,27 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
 
 def text_card(name: str, config: dict, meta: dict) -> str:
     """README.md of a text preset."""
-    ev = meta["evaluation"]
+    ev = meta.get("evaluation", {})
     score = ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if k.startswith(("bpc", "bits", "perplexity")))
     vocab = config["vocabulary"]
     size = len(vocab["symbols"]) + 1 if vocab["level"] != "byte" else 257
+    rows = _rows(
+        ("config", lambda: meta["config"]),
+        ("trained on", lambda: f"{meta['train_file']} ({meta['train_symbols']:,} symbols); validation: {meta['valid_file']}"),
+        ("validation", lambda: f"{score} ({ev['symbols']:,} symbols, state carried, static)"),
+        (
+            "training",
+            lambda: f"{meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}x{meta['seq_length']}, "
+            f"state reset every {meta['reset_every']} sequences; {meta['optimizer']} lr {meta['learning_rate']:g}; "
+            f"{meta['train_seconds'] / 60:.1f} min on {meta['hardware']}",
+        ),
+        (
+            "regularisation",
+            lambda: f"weight noise {config['weight_noise']:g}, adaptive noise {config['adaptive_noise']}; "
+            f"LSTM derivatives clipped to [-{config['lstm_clip']:g}, {config['lstm_clip']:g}]",
+        ),
+    )
+    table = "\n".join(rows)
     card = f"""# {name}
 
 Text prediction network of Graves (2013, sec. 3): {config['num_layers']} skip-connected LSTM
@@ -196,11 +232,7 @@ in the vocabulary, id 0 the unknown symbol) and a softmax over the next symbol.
 
 | | |
 |---|---|
-| config | {meta['config']} |
-| trained on | {meta['train_file']} ({meta['train_symbols']:,} symbols); validation: {meta['valid_file']} |
-| validation | {score} ({ev['symbols']:,} symbols, state carried, static) |
-| training | {meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}x{meta['seq_length']}, state reset every {meta['reset_every']} sequences; {meta['optimizer']} lr {meta['learning_rate']:g}; {meta['train_seconds'] / 60:.1f} min on {meta['hardware']} |
-| regularisation | weight noise {config['weight_noise']:g}, adaptive noise {config['adaptive_noise']}; LSTM derivatives clipped to [-{config['lstm_clip']:g}, {config['lstm_clip']:g}] |
+{table}
 
 Use: `python -m zoo sample --model {name} --prime "The " --length 300` or
 `python -m zoo evaluate --model {name} --text-file FILE [--dynamic]`.
@@ -231,8 +263,45 @@ Reproduce: `{test.get('command', '')}`.
     return card
 
 
+def recognizer_card(name: str, config: dict, meta: dict) -> str:
+    """The card of a handwriting recognizer (zoo.models.recognizer), from what was measured."""
+    ev = meta.get("evaluation", {})
+    rows = [
+        f"| data | IAM On-Line Handwriting Database, trained on {', '.join(meta.get('train_splits', []))} ({meta.get('train_lines', '?')} lines) |",
+        f"| early stopping / report split | {meta.get('validation_split', '?')} ({ev.get('lines', '?')} lines) |",
+        f"| character error rate ({ev.get('decoding', 'greedy')}) | {100 * ev.get('cer', float('nan')):.1f}% |",
+        f"| word error rate ({ev.get('decoding', 'greedy')}) | {100 * ev.get('wer', float('nan')):.1f}% |",
+    ]
+    for key, other in sorted(meta.get("evaluations", {}).items()):
+        if isinstance(other, dict) and "cer" in other:
+            rows.append(f"| {key} | CER {100 * other['cer']:.1f}%, WER {100 * other['wer']:.1f}% ({other.get('lines', '?')} lines, {other.get('decoding', 'greedy')}) |")
+    if "epochs" in meta:
+        rows.append(
+            f"| training | {meta['epochs']} epochs of {meta.get('steps_per_epoch', '?')} batches of {meta.get('batch_size', '?')}, "
+            f"{meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('hardware', '?')}; Adam lr {meta.get('learning_rate', float('nan')):g}, CTC loss |"
+        )
+    table = "\n".join(rows)
+    return f"""# {name}
+
+Online handwriting recognizer (BLSTM-CTC, after Graves et al. 2009): reads the pen offsets
+(dx, dy, pen-up) that the synthesis network writes, with no timestamps. Two strided 1-D
+convolutions ({config['filters']} filters, 4 points per frame), {config['num_layers']} bidirectional LSTM layers of
+{config['units']} cells, and a softmax over CTC's blank and {len(config['alphabet']['chars'])} characters (the synthesis alphabet).
+
+| | |
+|---|---|
+{table}
+
+Use: `python -m zoo read hello.svg --model {name}`, or in Python
+`zoo.reading.read(zoo.presets.from_preset("{name}"), offsets)`. The IAM-OnDB licence
+(non-commercial research) applies to models trained on it.
+"""
+
+
 def card(name: str, config: dict, meta: dict) -> str:
     """The card of any preset kind; ``config`` is the model's get_config()."""
+    if meta.get("model") == "HandwritingRecognizer":
+        return recognizer_card(name, config, meta)
     if meta.get("model") == "LanguageModel" or "vocabulary" in config:
         return text_card(name, config, meta)
     return handwriting_card(name, config, meta)

@@ -110,9 +110,42 @@ class TextLineBatches(LineBatches):
         return (x, ids), y
 
 
+class RecognitionBatches(LineBatches):
+    """Whole lines to read and their texts, for a recognizer trained with CTC.
+
+    ((strokes (B, T, 3), lengths (B,)), text ids (B, U)); the leading zero
+    offset of a real line is dropped (written lines start with their first
+    stroke), T is padded to a multiple of ``pad_to`` and U to one of 8.
+    """
+
+    def __init__(self, lines, text_ids, batch_size=32, **kwargs):
+        # CTC needs a frame per label (and one between repeated labels): at 4 points per frame a line
+        # needs >= 8 points per character to be learnable (IAM-OnDB lines have >= 12; others are dropped).
+        keep = [i for i, ln in enumerate(lines) if len(ln) >= 3 and len(ln) - 1 >= 8 * len(text_ids[i])]
+        self.dropped = len(lines) - len(keep)
+        super().__init__([lines[i][1:] for i in keep], batch_size, **kwargs)
+        self.lengths = np.asarray([len(ln) for ln in self.lines])
+        self.text_ids = [np.asarray(text_ids[i], np.int32) for i in keep]
+
+    def __getitem__(self, i):
+        idx = self.batch_indices(i)
+        T = self.padded_length(idx)
+        x = np.zeros((len(idx), T, 3), np.float32)
+        longest = max(len(self.text_ids[k]) for k in idx)
+        ids = np.zeros((len(idx), int(np.ceil(longest / 8) * 8)), np.int32)
+        for b, k in enumerate(idx):
+            x[b, : self.lengths[k]] = self.lines[k]
+            ids[b, : len(self.text_ids[k])] = self.text_ids[k]
+        return (x, self.lengths[idx].astype(np.int32)), ids
+
+
 def batches_for(model, raw_lines, texts=None, **kwargs) -> LineBatches:
-    """Batches a model reads: its own normalisation, and the texts when it writes text."""
+    """Batches a model reads: its own normalisation, and the texts when it writes (or reads) text."""
     lines = [model.normalize(ln) for ln in raw_lines]
+    if getattr(model, "task", None) == "recognition":
+        if texts is None:
+            raise ValueError("a recognizer needs the lines' texts")
+        return RecognitionBatches(lines, [model.alphabet.encode(t, substitute=True) for t in texts], **kwargs)
     if not hasattr(model, "alphabet"):
         return LineBatches(lines, **kwargs)
     if texts is None:

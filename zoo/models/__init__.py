@@ -2,6 +2,7 @@
 
 from zoo.models.language import LanguageModel
 from zoo.models.predictor import HandwritingPredictor
+from zoo.models.recognizer import HandwritingRecognizer
 from zoo.models.synthesizer import HandwritingSynthesizer
 
-__all__ = ["HandwritingPredictor", "HandwritingSynthesizer", "LanguageModel"]
+__all__ = ["HandwritingPredictor", "HandwritingRecognizer", "HandwritingSynthesizer", "LanguageModel"]

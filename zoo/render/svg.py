@@ -1,8 +1,18 @@
-"""Pen offsets -> SVG polylines, one row per line of handwriting."""
+"""Pen offsets -> SVG polylines, one row per line of handwriting.
+
+The SVG also carries the pen offsets themselves (``<metadata id="zoo-offsets">``,
+JSON, 0.01 tablet units), so that ``zoo read`` reads a written page back as
+the recognizer reads any line: from the offsets, not from pixels.
+"""
 
 from __future__ import annotations
 
+import json
+import xml.etree.ElementTree as ET
+
 import numpy as np
+
+OFFSETS_ID, OFFSETS_FORMAT = "zoo-offsets", "zoo-offsets/1"
 
 
 def offsets_to_strokes(offsets: np.ndarray) -> list[np.ndarray]:
@@ -54,6 +64,8 @@ def save_svg(offsets, path: str, stroke_width: float = 1.5, pixels_per_unit: flo
         f'<rect width="100%" height="100%" fill="white"/>',
         f'<g fill="none" stroke="black" stroke-width="{stroke_width}" stroke-linecap="round" stroke-linejoin="round">',
     ]
+    lines = [np.round(np.asarray(o, np.float64), 2).tolist() for o in _as_list(offsets)]
+    parts.insert(2, f'<metadata id="{OFFSETS_ID}">{json.dumps({"format": OFFSETS_FORMAT, "lines": lines}, separators=(",", ":"))}</metadata>')
     for strokes in rows:
         for s in strokes:
             pts = " ".join(f"{x * scale + margin:.1f},{y * scale + margin:.1f}" for x, y in s)
@@ -64,3 +76,21 @@ def save_svg(offsets, path: str, stroke_width: float = 1.5, pixels_per_unit: flo
     parts.append("</g></svg>")
     with open(path, "w") as f:
         f.write("\n".join(parts) + "\n")
+
+
+def read_svg_offsets(path: str) -> list[np.ndarray]:
+    """The pen offsets per line that `save_svg` stored in an SVG (ValueError if it holds none)."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise ValueError(f"{path} is not a readable SVG file ({exc})") from None
+    for node in root.iter():
+        if node.tag.rsplit("}", 1)[-1] == "metadata" and node.get("id") == OFFSETS_ID:
+            try:
+                data = json.loads(node.text or "")
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: its pen offsets are damaged ({exc}); write the file again") from None
+            if data.get("format") != OFFSETS_FORMAT:
+                raise ValueError(f"{path}: pen offsets in an unknown format {data.get('format')!r}")
+            return [np.asarray(line, np.float32).reshape(-1, 3) for line in data["lines"]]
+    raise ValueError(f"{path} carries no pen offsets: only SVGs written by `zoo write` or `zoo sample` (this version) can be read back; write it again")

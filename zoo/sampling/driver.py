@@ -9,7 +9,7 @@ session over the exported graph of the same function. An engine offers::
 
     kind, offset_mean, offset_std (handwriting), alphabet, styles (synthesis), vocabulary (text)
     zero_state(count) -> {name: array}            the flat state layout of the exported graphs
-    read(inputs (B, T, 3), state, text) -> state  teacher-forced steps (the prime)
+    teacher_force(inputs (B, T, 3), state, text) -> state   the prime, read step by step
     strokes_loop(x, state, noise, bias, caps, text=None) -> (points (T', B, 3), phis or None, ends (B,))
     text_loop(prime (B, P), state | None, uniforms (L, B), temperature) -> (ids (L, B), state)
 
@@ -175,7 +175,7 @@ def write(
     if prime is not None:
         # Teacher-force the prime line to carry its style in the state (sec. 5.5).
         primed = np.concatenate([x[:, None], np.repeat(normalize(prime[0], mean, std)[None], count, 0)], 1)
-        state = engine.read(primed[:, :-1], state, padded)
+        state = engine.teacher_force(primed[:, :-1], state, padded)
         x = primed[:, -1]
     lengths = np.asarray([len(i) for i in ids])
     caps = line_caps(lengths, prime, max_steps_per_char)

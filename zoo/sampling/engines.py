@@ -100,6 +100,12 @@ class KerasEngine:
         from zoo.sampling import loops
 
         self.model = model
+        if getattr(model, "task", None) == "recognition":
+            self.kind, self.alphabet, self.styles = "recognition", model.alphabet, {}
+            self.offset_mean = np.asarray(model.offset_mean, np.float32)
+            self.offset_std = np.asarray(model.offset_std, np.float32)
+            self._logits = backend.compile_function(lambda x, lengths: model((x, lengths)), jit_compile=False)
+            return
         if hasattr(model, "vocabulary"):
             self.kind, self.vocabulary = "text", model.vocabulary
         else:
@@ -139,7 +145,7 @@ class KerasEngine:
             return {k: ops.convert_to_numpy(v) for k, v in tree.items()}
         return ops.convert_to_numpy(tree)
 
-    def read(self, inputs, state, text):
+    def teacher_force(self, inputs, state, text):
         return self._numpy(self._read(np.asarray(inputs, np.float32), state, np.asarray(text, np.int32)))
 
     def strokes_loop(self, x, state, noise, bias, caps, text=None):
@@ -149,6 +155,11 @@ class KerasEngine:
             return self._numpy(points), None, self._numpy(ends)
         points, phis, ends = self._strokes(x, state, noise, bias, caps, np.asarray(text, np.int32))
         return self._numpy(points), self._numpy(phis), self._numpy(ends)
+
+    def recognize(self, x, lengths):
+        """A recognizer's logits (B, frames, 1 + C) of normalised lines x (B, T, 3), and each line's frame count."""
+        lengths = np.asarray(lengths, np.int32)
+        return self._numpy(self._logits(np.asarray(x, np.float32), lengths)), self.model.frame_lengths(lengths)
 
     def text_loop(self, prime, state, uniforms, temperature):
         prime = np.asarray(prime, np.int32)
