@@ -15,6 +15,8 @@ import os
 import numpy as np
 import pytest
 
+from zoo.render.svg import read_svg_offsets
+
 from conftest import real_data_dir, requires_data
 from zoo import model_card
 from zoo.presets import from_preset, list_presets, load_metadata, preset_path
@@ -203,5 +205,8 @@ def test_zoo_write_with_the_shipped_export_runs_without_tensorflow(tmp_path):
         )
         assert run.returncode == 0, run.stderr[-2000:]
         assert json.loads(run.stdout.strip().splitlines()[-1])["lines"] == 1
-        outs[backend] = open(out).read()
-    assert outs["auto"] == outs["keras"]
+        outs[backend] = read_svg_offsets(out)
+    # The same strokes: the engines agree to float rounding (~1e-4), the SVG stores 0.01 tablet units.
+    assert [len(a) for a in outs["auto"]] == [len(b) for b in outs["keras"]]
+    for a, b in zip(outs["auto"], outs["keras"]):
+        np.testing.assert_allclose(a, b, atol=0.011)
