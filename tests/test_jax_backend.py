@@ -36,11 +36,19 @@ def test_jax_trained_preset_runs_on_tensorflow(tmp_path):
     assert "backend jax" in proc.stderr
     x = np.random.default_rng(0).normal(size=(2, 30, 3)).astype("float32")
     np.save(tmp_path / "x.npy", x)
+    # The forward pass, and the Keras engine's sampling loop (jax.lax.while_loop there), on JAX.
     script = (
         "import sys, numpy as np; from keras import ops; from zoo.presets import from_preset; "
-        f"m = from_preset({run + '/preset'!r}); np.save(sys.argv[1], ops.convert_to_numpy(m(np.load(sys.argv[2]))))"
+        "from zoo.sampling.handwriting import sample_unconditional; "
+        f"m = from_preset({run + '/preset'!r}); np.save(sys.argv[1], ops.convert_to_numpy(m(np.load(sys.argv[2])))); "
+        "np.save(sys.argv[3], sample_unconditional(m, steps=25, count=2, bias=0.5, seed=4, backend='keras'))"
     )
-    subprocess.run([JAX_PYTHON, "-c", script, str(tmp_path / "y.npy"), str(tmp_path / "x.npy")], cwd=REPO, env=env, check=True, timeout=300)
+    subprocess.run([JAX_PYTHON, "-c", script, str(tmp_path / "y.npy"), str(tmp_path / "x.npy"), str(tmp_path / "s.npy")], cwd=REPO, env=env, check=True, timeout=300)
     on_jax = np.load(tmp_path / "y.npy")
-    on_tf = ops.convert_to_numpy(from_preset(run + "/preset")(x))
+    model = from_preset(run + "/preset")
+    on_tf = ops.convert_to_numpy(model(x))
     np.testing.assert_allclose(on_tf, on_jax, atol=1e-5)
+    from zoo.sampling.handwriting import sample_unconditional
+
+    sampled_tf = sample_unconditional(model, steps=25, count=2, bias=0.5, seed=4, backend="keras")
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), sampled_tf, atol=1e-3)
