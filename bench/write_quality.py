@@ -1,15 +1,19 @@
-"""Write ten sentences that are not IAM-OnDB text at several biases, for a human to judge.
+"""Legibility of a synthesis model, measured: write text at several biases, read it back with a recognizer.
 
-Saves one picture per bias (all ten lines, sampled together in one batch) and
-prints how long `write` takes for one line and for ten lines. The failure
-count (dropped or repeated words, scribbles, lines that never end) is made by
-looking at the pictures; lines that hit the step cap are counted here.
-Sampling goes through ``zoo.sampling.handwriting.write`` on the engine that
-``--backend`` picks (auto: onnxruntime when the preset carries a current
-export, else the Keras engine's compiled loop); the report names it.
+For each bias, two sets of text are written and read back by the recognizer
+(``zoo.reading.legibility``): the transcriptions of the first N ``testset_v``
+lines of IAM-OnDB (needs ``--data``), and the sentences of
+``bench/sentences.txt`` (not IAM-OnDB text; capitals at the start, x, z,
+digits, semicolons). Printed per set and bias: the character and word error
+rates (edit distances summed over the lines), the lines read with CER > 0.5,
+the lines that hit the step cap, and the same rates for the same lines with
+their words shuffled (a control: a recognizer that reads letters, not words
+in context, scores them alike). The recognizer's own CER on real
+``testset_v`` lines comes from its metadata, to set beside them. One
+picture per bias of the first ten sentences goes to ``--out``.
 
-    python bench/write_quality.py --model iam-synthesis --out docs/img
-    python bench/write_quality.py --model /tmp/syn-export --backend onnx --biases 0.75 --out /tmp/wq
+    python bench/write_quality.py --model iam-synthesis --recognizer iam-recognizer --data cache/iam-ondb.npz --out docs/img
+    python bench/write_quality.py --json ...   # one JSON object instead of the table
 """
 
 from __future__ import annotations
@@ -24,60 +28,58 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from zoo.cli import _silence_native_stderr  # noqa: E402
 
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog",
-    "Handwriting synthesis with recurrent networks",
-    "Meet me at the station at half past nine",
-    "Please send the invoice before Friday",
-    "My favourite colour is dark green",
-    "She sold seven shells by the sea shore",
-    "Numbers like 42 and 1970 are hard",
-    "Rain is expected later this evening",
-    "A model zoo for sequence generation",
-    "Thank you for the lovely flowers",
-]
+SENTENCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sentences.txt")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="iam-synthesis")
+    p.add_argument("--recognizer", default="iam-recognizer")
+    p.add_argument("--data", help="IAM-OnDB folder or cache: also measure on the transcriptions of testset_v lines")
+    p.add_argument("--testset-lines", type=int, default=300, help="how many testset_v transcriptions (default: %(default)s)")
+    p.add_argument("--sentences", default=SENTENCES, help="one sentence per line (default: bench/sentences.txt)")
     p.add_argument("--biases", default="0,0.5,0.75,1")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps-per-char", type=int, default=40)
-    p.add_argument("--out", default="docs/img", help="folder for write-bias<B>.png")
-    p.add_argument("--backend", default="auto", choices=("auto", "keras", "onnx"), help="sampling engine (default: %(default)s)")
-    p.add_argument("--precision", default="float32", choices=("float32", "int8"), help="onnxruntime graphs (int8: zoo export --int8)")
+    p.add_argument("--beam", type=int, default=0, help="CTC beam width of the recognizer (default: greedy)")
+    p.add_argument("--out", default="docs/img", help="folder for write-bias<B>.png (the first ten sentences)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args()
     _silence_native_stderr()
-    from zoo.presets import from_preset
+    from zoo.presets import from_preset, load_metadata, preset_path
+    from zoo.reading import legibility
     from zoo.render import save_drawing
-    from zoo.sampling import handwriting
-    from zoo.sampling.engines import engine_for
+    from zoo.sampling.handwriting import write
 
-    model = from_preset(args.model)
+    writer, reader = from_preset(args.model), from_preset(args.recognizer)
+    with open(args.sentences, encoding="utf-8") as f:
+        sentences = [" ".join(ln.split()) for ln in f if ln.strip()]
+    sets = {"sentences": sentences}
+    if args.data:
+        from zoo.data.cache import load_handwriting
+
+        data = load_handwriting(args.data)
+        sets[f"testset_v ({args.testset_lines} lines)"] = [" ".join(data.texts[i].split()) for i in data.split_indices("testset_v")[: args.testset_lines]]
+    real = load_metadata(preset_path(args.recognizer)).get("evaluation", {})
+    report = {"model": args.model, "recognizer": args.recognizer, "recognizer_real_cer": real.get("cer"), "seed": args.seed, "results": {}}
     os.makedirs(args.out, exist_ok=True)
-
-    def write(lines, **kwargs):
-        return handwriting.write(model, lines, backend=args.backend, precision=args.precision, **kwargs)
-
-    engine = engine_for(model, args.backend, args.precision)
-    # Compile the loop (or load the sessions): two shapes, so that a tf.function relaxes
-    # its batch and text axes at once and the timed calls below trace nothing.
-    write(["warm up"], max_steps_per_char=5)
-    write(["warm up", "a longer second line"], max_steps_per_char=5)
-    report = {"engine": f"{type(engine).__name__} ({engine.precision})" if hasattr(engine, "precision") else type(engine).__name__}
-    t0 = time.perf_counter()
-    write(SENTENCES[:1], seed=args.seed)
-    report["seconds_one_line"] = round(time.perf_counter() - t0, 2)
     for bias in (float(b) for b in args.biases.split(",")):
-        t0 = time.perf_counter()
-        offsets = write(SENTENCES, bias=bias, seed=args.seed, max_steps_per_char=args.max_steps_per_char)
-        seconds = time.perf_counter() - t0
-        capped = sum(len(o) >= args.max_steps_per_char * len(s) for o, s in zip(offsets, SENTENCES))
+        for name, lines in sets.items():
+            t0 = time.perf_counter()
+            result = legibility(writer, reader, lines, bias=bias, seed=args.seed, beam_width=args.beam)
+            result["seconds"] = round(time.perf_counter() - t0, 1)
+            report["results"][f"{name}, bias {bias:g}"] = result
         path = os.path.join(args.out, f"write-bias{bias:g}.png")
-        save_drawing(offsets, path)
-        report[f"bias {bias:g}"] = {"seconds_ten_lines": round(seconds, 2), "lines_at_step_cap": capped, "picture": path}
-    print(json.dumps(report, indent=1))
+        save_drawing(write(writer, sentences[:10], bias=bias, seed=args.seed), path)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    print(f"{args.model} read by {args.recognizer} (its CER on real testset_v lines: {100 * (real.get('cer') or float('nan')):.1f}%), seed {args.seed}\n")
+    print("| text, bias | lines | CER | WER | lines CER > 0.5 | at step cap | control: words shuffled, CER / WER |")
+    print("|---|---|---|---|---|---|---|")
+    for key, r in report["results"].items():
+        c = r.get("control_shuffled_words", {})
+        print(f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | {r['lines_at_step_cap']} | "
+              f"{100 * c.get('cer', float('nan')):.1f}% / {100 * c.get('wer', float('nan')):.1f}% |")
 
 
 if __name__ == "__main__":
