@@ -18,6 +18,8 @@ import os
 
 import onnx
 
+from zoo import atomic
+
 STEP_FILE, LOOP_FILE = "model.onnx", "loop.onnx"
 INT8_FILES = {"step": "model.int8.onnx", "loop": "loop.int8.onnx"}
 OPSET = 17
@@ -118,9 +120,8 @@ def export_onnx(graphs, folder: str, opset: int = OPSET) -> dict:
         clash = set(inputs) & set(outputs)
         if clash:  # onnxruntime cannot feed and fetch one name
             raise RuntimeError(f"{name}: outputs named like inputs: {sorted(clash)}")
-        tmp = os.path.join(folder, f".{name}.tmp")
-        onnx.save(proto, tmp)
-        os.replace(tmp, os.path.join(folder, name))
+        with atomic.replacing(os.path.join(folder, name)) as tmp:
+            onnx.save(proto, tmp)
         files[role] = {"file": name, "inputs": inputs, "outputs": outputs}
     return {"graphs": files, "opset": opset, "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__}
 
@@ -148,18 +149,17 @@ def quantize_int8(folder: str, graphs: dict) -> dict:
     files = {}
     for role, info in graphs.items():
         src, name = os.path.join(folder, info["file"]), INT8_FILES[role]
-        tmp = os.path.join(folder, f".{name}.tmp")
-        logging.disable(logging.WARNING)  # its advice to pre-process (shape inference) does not apply to these graphs
-        try:
-            quantize_dynamic(src, tmp, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True, extra_options={"EnableSubgraph": True})
-        finally:
-            logging.disable(logging.NOTSET)
-        proto = onnx.load(tmp)
-        inputs = [i.name for i in proto.graph.input]
-        outputs = [o.name for o in proto.graph.output]
-        if inputs != info["inputs"] or outputs != info["outputs"]:
-            raise RuntimeError(f"{name}: quantization changed the graph's inputs or outputs")
-        os.replace(tmp, os.path.join(folder, name))
+        with atomic.replacing(os.path.join(folder, name)) as tmp:
+            logging.disable(logging.WARNING)  # its advice to pre-process (shape inference) does not apply to these graphs
+            try:
+                quantize_dynamic(src, tmp, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True, extra_options={"EnableSubgraph": True})
+            finally:
+                logging.disable(logging.NOTSET)
+            proto = onnx.load(tmp)
+            inputs = [i.name for i in proto.graph.input]
+            outputs = [o.name for o in proto.graph.output]
+            if inputs != info["inputs"] or outputs != info["outputs"]:
+                raise RuntimeError(f"{name}: quantization changed the graph's inputs or outputs")
         files[role] = {"file": name, "inputs": inputs, "outputs": outputs}
     return {
         "graphs": files,

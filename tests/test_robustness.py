@@ -198,7 +198,7 @@ def test_a_kill_after_the_checkpoint_never_pairs_it_with_an_older_state(tmp_path
     def killed(path, obj):  # the process dies right after checkpoint.keras was replaced
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(trainer, "_atomic_write_json", killed)
+    monkeypatch.setattr(trainer.atomic, "write_json", killed)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(model, _Batches(), _Batches(), run, epochs=2, tensorboard=False, verbose=0)
     monkeypatch.undo()

@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+from zoo import atomic
+
 # The fixed subsets re-measured by tests/test_shipped_presets.py.
 CHECK_LINES = 16  # the first lines of the evaluated split, in the cache's (line id) order
 CHECK_CHARACTERS = 2000  # the first symbols of the evaluated text file
@@ -310,13 +312,6 @@ def card(name: str, config: dict, meta: dict) -> str:
 # ---------------------------------------------------------------- preset files
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_card(name_or_path: str) -> str:
     """(Re)write a preset's README.md from its config.json and metadata.json; returns its path."""
     from zoo.presets import CARD, CONFIG, load_metadata, preset_path
@@ -326,7 +321,7 @@ def write_card(name_or_path: str) -> str:
         config = json.load(f)["config"]
     name = os.path.basename(os.path.normpath(folder))
     path = os.path.join(folder, CARD)
-    _write_atomic(path, card(name, config, load_metadata(folder)))
+    atomic.write_text(path, card(name, config, load_metadata(folder)))
     return path
 
 
@@ -341,7 +336,7 @@ def record(name_or_path: str, key: str, value, section: str | None = "evaluation
         meta[key] = value
     else:
         meta.setdefault(section, {})[key] = value
-    _write_atomic(os.path.join(folder, METADATA), json.dumps(meta, indent=1))
+    atomic.write_json(os.path.join(folder, METADATA), meta)
     return write_card(folder)
 
 

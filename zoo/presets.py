@@ -16,6 +16,8 @@ import zlib
 
 import numpy as np
 
+from zoo import atomic
+
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
 CONFIG, WEIGHTS, METADATA, CARD = "config.json", "model.weights.h5", "metadata.json", "README.md"
 
@@ -195,9 +197,8 @@ def save_styles(folder: str, styles: dict) -> None:
     for name, (offsets, text) in styles.items():
         arrays[f"offsets/{name}"] = np.asarray(offsets, np.float32)
         arrays[f"text/{name}"] = np.asarray(text)
-    tmp = os.path.join(folder, "styles.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, os.path.join(folder, STYLES))
+    with atomic.replacing(os.path.join(folder, STYLES)) as tmp:
+        np.savez_compressed(tmp, **arrays)
 
 
 def load_styles(name_or_path: str) -> dict:

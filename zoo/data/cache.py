@@ -16,6 +16,7 @@ import zlib
 
 import numpy as np
 
+from zoo import atomic
 from zoo.data import iam
 
 CACHE_VERSION = 1
@@ -78,27 +79,18 @@ class HandwritingSet:
     def save(self, path: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         # Written whole under a temporary name, then renamed: a kill leaves the old cache or the new one.
-        tmp = f"{path}.tmp-{os.getpid()}.npz"
-        try:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(
-                    f,
-                    version=np.int64(CACHE_VERSION),
-                    offsets=self.offsets,
-                    eos=self.eos,
-                    starts=self.starts,
-                    ids=np.asarray(self.ids),
-                    texts=np.asarray(self.texts),
-                    report=np.asarray(json.dumps(self.report)),
-                    **{f"split_{k}": v for k, v in self.splits.items()},
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic.replacing(path) as tmp:
+            np.savez_compressed(
+                tmp,
+                version=np.int64(CACHE_VERSION),
+                offsets=self.offsets,
+                eos=self.eos,
+                starts=self.starts,
+                ids=np.asarray(self.ids),
+                texts=np.asarray(self.texts),
+                report=np.asarray(json.dumps(self.report)),
+                **{f"split_{k}": v for k, v in self.splits.items()},
+            )
 
     @classmethod
     def load(cls, path: str) -> "HandwritingSet":

@@ -25,6 +25,8 @@ import urllib.request
 import zipfile
 import zlib
 
+from zoo import atomic
+
 CHUNK = 1 << 16
 
 CORPORA = {
@@ -168,10 +170,7 @@ def _recorded_sums(folder: str) -> dict:
 def _record_sum(folder: str, filename: str, digest: str) -> None:
     sums = _recorded_sums(folder)
     sums[filename] = digest
-    tmp = os.path.join(folder, f"checksums.json.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(sums, f, indent=1, sort_keys=True)
-    os.replace(tmp, os.path.join(folder, "checksums.json"))
+    atomic.write_text(os.path.join(folder, "checksums.json"), json.dumps(sums, indent=1, sort_keys=True))
 
 
 def fetch_corpus(name: str, folder: str | None = None, url: str | None = None, sha256: str | None = None, progress: bool = True) -> dict:
@@ -212,8 +211,7 @@ def fetch_corpus(name: str, folder: str | None = None, url: str | None = None, s
         _record_sum(folder, filename, sha256_of(archive))
     for out, member in spec["members"].items():
         data = read[member]
-        tmp = wanted[out] + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, wanted[out])
+        with atomic.replacing(wanted[out]) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data)
     return wanted

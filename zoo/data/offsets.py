@@ -25,3 +25,13 @@ def denormalize(offsets, mean, std) -> np.ndarray:
 def start_input(count: int, mean, std) -> np.ndarray:
     """The first input of a line: a zero offset with the pen down, normalised: (count, 3)."""
     return np.repeat(normalize(np.zeros((1, 3), np.float32), mean, std), count, 0)
+
+
+class NormalizedOffsets:
+    """Mixed into the models whose config carries ``offset_mean`` and ``offset_std`` (handwriting networks, the recognizer)."""
+
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        return normalize(raw, self.offset_mean, self.offset_std)
+
+    def denormalize(self, normalized: np.ndarray) -> np.ndarray:
+        return denormalize(normalized, self.offset_mean, self.offset_std)

@@ -25,7 +25,7 @@ from zoo.data.alphabet import Alphabet
 
 
 @keras.saving.register_keras_serializable("zoo")
-class HandwritingRecognizer(keras.Model):
+class HandwritingRecognizer(offsets.NormalizedOffsets, keras.Model):
     """inputs (strokes (B, T, 3) normalised, lengths (B,)) -> logits (B, ceil(T / 4), 1 + C)."""
 
     task = "recognition"  # what zoo.data.pipeline.batches_for feeds it
@@ -100,12 +100,6 @@ class HandwritingRecognizer(keras.Model):
         if self.losses:
             loss = loss + ops.sum(self.losses)
         return loss
-
-    def normalize(self, raw: np.ndarray) -> np.ndarray:
-        return offsets.normalize(raw, self.offset_mean, self.offset_std)
-
-    def denormalize(self, normalized: np.ndarray) -> np.ndarray:
-        return offsets.denormalize(normalized, self.offset_mean, self.offset_std)
 
     def get_config(self):
         return {

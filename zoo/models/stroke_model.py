@@ -27,7 +27,7 @@ from zoo.data import offsets
 from zoo.layers import mixture
 
 
-class StrokeModel(keras.Model):
+class StrokeModel(offsets.NormalizedOffsets, keras.Model):
     """Base of the prediction and synthesis networks: y_hat (B, T, 1 + 6M) over pen offsets."""
 
     # Names of the state's parts besides the per-layer "h" and "c" (the synthesizer adds its window).
@@ -97,14 +97,6 @@ class StrokeModel(keras.Model):
         if self.losses:
             loss = loss + ops.sum(self.losses)
         return loss
-
-    # ------------------------------------------------------------ normalisation
-
-    def normalize(self, raw: np.ndarray) -> np.ndarray:
-        return offsets.normalize(raw, self.offset_mean, self.offset_std)
-
-    def denormalize(self, normalized: np.ndarray) -> np.ndarray:
-        return offsets.denormalize(normalized, self.offset_mean, self.offset_std)
 
     def get_config(self):
         return {

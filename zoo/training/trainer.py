@@ -27,7 +27,7 @@ import zipfile
 
 import keras
 
-from zoo import backend
+from zoo import atomic, backend
 
 CHECKPOINT = "checkpoint.keras"
 STATE = "state.json"
@@ -39,45 +39,17 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def _atomic_write_json(path: str, obj) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_save(save_fn, path: str) -> None:
-    root, ext = os.path.splitext(path)
-    if path.endswith(".weights.h5"):
-        tmp = f"{path[: -len('.weights.h5')]}.tmp-{os.getpid()}.weights.h5"
-    else:
-        tmp = f"{root}.tmp-{os.getpid()}{ext}"
-    save_fn(tmp)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(model, run_dir: str, state: dict) -> None:
     """The model (weights + optimiser) and the run state in one file, written whole and renamed.
 
     A kill at any moment leaves the previous epoch's pair or this one, never a mix
     (before, checkpoint.keras and state.json were two writes and a kill between
     them replayed an epoch on the newer weights). state.json follows as a copy."""
-    path = os.path.join(run_dir, CHECKPOINT)
-    tmp = os.path.join(run_dir, f"checkpoint.tmp-{os.getpid()}.keras")
-    try:
+    with atomic.replacing(os.path.join(run_dir, CHECKPOINT)) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as z:
             z.writestr(STATE_IN_CHECKPOINT, json.dumps(state, indent=1))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _atomic_write_json(os.path.join(run_dir, STATE), state)
+    atomic.write_json(os.path.join(run_dir, STATE), state)
 
 
 def _checkpoint_zip_read(run_dir: str, member: str):
@@ -179,7 +151,8 @@ class RunState(keras.callbacks.Callback):
         st["history"].append({"epoch": epoch + 1, **logs, "learning_rate": learning_rate(self.model), "train_seconds": round(st["train_seconds"], 1)})
         if value is not None and value < st.get("best", math.inf):
             st["best"], st["best_epoch"], st["wait"] = value, epoch + 1, 0
-            _atomic_save(self.model.save_weights, os.path.join(self.run_dir, BEST_WEIGHTS))
+            with atomic.replacing(os.path.join(self.run_dir, BEST_WEIGHTS)) as tmp:
+                self.model.save_weights(tmp)
         else:
             st["wait"] = st.get("wait", 0) + 1
         if self.patience and st["wait"] >= self.patience:
@@ -237,7 +210,7 @@ def fit(
             "run the same command again to resume from it."
         )
     state["stop_reason"] = run.stop_reason or ("finished" if state["epoch"] >= epochs else None)
-    _atomic_write_json(os.path.join(run_dir, STATE), state)
+    atomic.write_json(os.path.join(run_dir, STATE), state)
     return state
 
 
