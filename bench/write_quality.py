@@ -43,6 +43,7 @@ def main():
     p.add_argument("--beam", type=int, default=0, help="CTC beam width of the recognizer (default: greedy)")
     p.add_argument("--out", default="docs/img", help="folder for write-bias<B>.png (the first ten sentences)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--record", action="store_true", help="store the results in the synthesis preset's metadata.json (`legibility`) and regenerate its card")
     args = p.parse_args()
     _silence_native_stderr()
     from zoo.presets import from_preset, load_metadata, preset_path
@@ -70,6 +71,13 @@ def main():
             report["results"][f"{name}, bias {bias:g}"] = result
         path = os.path.join(args.out, f"write-bias{bias:g}.png")
         save_drawing(write(writer, sentences[:10], bias=bias, seed=args.seed), path)
+    if args.record:
+        from zoo.model_card import _stamp, record
+
+        report["command"] = "python bench/write_quality.py " + " ".join(a for a in sys.argv[1:] if a not in ("--record", "--json"))
+        report["measured"] = _stamp()
+        # The measured figures replace the counts once made by eye (write_quality).
+        print(f"recorded; card: {record(args.model, 'legibility', report, section=None, replaces=('write_quality',))}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, indent=1))
         return

@@ -190,7 +190,21 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
     ]
     if meta.get("note"):
         parts.append(f"Note: {meta['note']}\n")
-    quality = meta.get("write_quality")
+    legible = meta.get("legibility")
+    if legible:
+        rows = "\n".join(
+            f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | {r['lines_at_step_cap']} | "
+            f"{100 * r['control_shuffled_words']['cer']:.1f}% / {100 * r['control_shuffled_words']['wer']:.1f}% |"
+            for key, r in legible["results"].items()
+        )
+        parts.append(
+            f"## Legibility\n\nMeasured, not judged by eye: `{legible['command']}` writes each text and reads it back with "
+            f"`{legible['recognizer']}` (its own CER on real testset_v lines: {100 * legible['recognizer_real_cer']:.1f}%). "
+            f"Error rates are edit distances summed over the lines; the control writes the same lines with their words shuffled.\n\n"
+            "| text, bias | lines | CER | WER | lines CER > 0.5 | at step cap | control (shuffled words): CER / WER |\n|---|---|---|---|---|---|---|\n"
+            f"{rows}\n"
+        )
+    quality = meta.get("write_quality") if not legible else None
     if quality:
         fails = ", ".join(f"{n} of {quality['lines']} at bias {b}" for b, n in quality["failing_lines"].items())
         parts.append(
@@ -325,13 +339,16 @@ def write_card(name_or_path: str) -> str:
     return path
 
 
-def record(name_or_path: str, key: str, value, section: str | None = "evaluations") -> str:
+def record(name_or_path: str, key: str, value, section: str | None = "evaluations", replaces: tuple = ()) -> str:
     """Store ``value`` in a preset's metadata.json (under ``section``/``key``, or ``key`` at the top level
-    when ``section`` is None), keeping every other entry as it is, and regenerate the card."""
+    when ``section`` is None), keeping every other entry as it is but the top-level keys it ``replaces``,
+    and regenerate the card."""
     from zoo.presets import METADATA, load_metadata, preset_path
 
     folder = preset_path(name_or_path)
     meta = load_metadata(folder)
+    for old in replaces:
+        meta.pop(old, None)
     if section is None:
         meta[key] = value
     else:
