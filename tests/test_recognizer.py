@@ -246,3 +246,23 @@ def test_legibility_of_a_synthesis_model_is_measured_by_reading_it_back(presets,
     assert result["lines"] == 3 and result["bias"] == 0.5 and result["real_cer"] == 0.5 and result["characters"] == 11 + 19 + 7
     assert 0.0 <= result["cer"] and math.isfinite(result["wer"]) and "cer" in result["control_shuffled_words"]
     assert [e["asked"] for e in result["examples"]] == ["Hello world", "the quick brown fox", "the fox"]
+
+
+def test_augmented_batches_distort_each_line_anew_every_pass_and_keep_its_pen_and_text():
+    rng = np.random.default_rng(3)
+    lines, texts = synthetic_lines(8, rng)
+    ids = [Alphabet("abc").encode(t) for t in texts]
+    plain = RecognitionBatches(lines, ids, batch_size=8, shuffle=False)
+    augmented = RecognitionBatches(lines, ids, batch_size=8, shuffle=False, augment=True)
+    (x0, n0), y0 = plain[0]
+    (x1, n1), y1 = augmented[0]
+    again = augmented[0][0][0]
+    augmented.on_epoch_end()
+    (x2, _), _ = augmented[0]
+    assert np.array_equal(n0, n1) and np.array_equal(y0, y1)  # lengths and labels untouched
+    np.testing.assert_array_equal(x1[..., 2], x0[..., 2])  # pen lifts untouched
+    np.testing.assert_array_equal(again, x1)  # the same pass draws the same distortion (resumable)
+    assert not np.allclose(x1[..., :2], x0[..., :2]) and not np.allclose(x2[..., :2], x1[..., :2])
+    # A distortion is an affine map of the offsets: path lengths change by the map's scale, at most x1.25 x1.15 x ~1.1.
+    ratio = np.linalg.norm(x1[..., :2], axis=-1).sum() / np.linalg.norm(x0[..., :2], axis=-1).sum()
+    assert 0.6 < ratio < 1.7

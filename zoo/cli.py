@@ -215,7 +215,8 @@ def cmd_train(args) -> None:
     # batch shape, so there lengths are padded to coarser steps.
     pad_to = args.pad_to or (128 if (jit or backend.name() == "jax") else 32)
     train_data = batches_for(
-        model, train_raw, train_texts, batch_size=args.batch_size, pad_to=pad_to, shuffle=True, seed=args.seed, steps_per_epoch=args.steps_per_epoch
+        model, train_raw, train_texts, batch_size=args.batch_size, pad_to=pad_to, shuffle=True, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
+        augment=recognizer and args.augment,
     )
     val_data = batches_for(model, val_raw, val_texts, batch_size=args.batch_size, pad_to=pad_to, shuffle=False)
     print(
@@ -788,6 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
     xla.add_argument("--xla", dest="xla", action="store_true", default=None, help="XLA-compile the train step (default on a GPU)")
     xla.add_argument("--no-xla", dest="xla", action="store_false", help="plain graph mode (default on a CPU)")
     s.add_argument("--pad-to", type=int, help="pad batch lengths to a multiple of this (default: 32, or 128 under XLA/JAX)")
+    s.add_argument("--no-augment", dest="augment", action="store_false", help="recognizer: train on the lines as written (default: a random scale, slant and rotation of each line, drawn anew every pass)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--hardware", help="describe the machine in the preset's metadata")
     t = s.add_argument_group("text models")

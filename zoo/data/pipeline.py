@@ -116,16 +116,36 @@ class RecognitionBatches(LineBatches):
     ((strokes (B, T, 3), lengths (B,)), text ids (B, U)); the leading zero
     offset of a real line is dropped (written lines start with their first
     stroke), T is padded to a multiple of ``pad_to`` and U to one of 8.
+
+    ``lines`` are raw offsets, normalised here by ``normalize``. With
+    ``augment`` (training) every line is drawn anew each pass through a random
+    affine map of its pen offsets: scale 0.8-1.25, width 0.85-1.15 of the
+    height, slant (shear) -0.35..0.35, rotation +-0.1 rad. Handwriting the
+    recognizer never saw varies in just these ways between writers (and the
+    synthesis network's in bias and style), so it learns letters, not writers.
     """
 
-    def __init__(self, lines, text_ids, batch_size=32, **kwargs):
+    def __init__(self, lines, text_ids, batch_size=32, normalize=None, augment=False, **kwargs):
         # CTC needs a frame per label (and one between repeated labels): at 4 points per frame a line
         # needs >= 8 points per character to be learnable (IAM-OnDB lines have >= 12; others are dropped).
         keep = [i for i, ln in enumerate(lines) if len(ln) >= 3 and len(ln) - 1 >= 8 * len(text_ids[i])]
         self.dropped = len(lines) - len(keep)
-        super().__init__([lines[i][1:] for i in keep], batch_size, **kwargs)
+        super().__init__([np.asarray(lines[i][1:], np.float32) for i in keep], batch_size, **kwargs)
         self.lengths = np.asarray([len(ln) for ln in self.lines])
         self.text_ids = [np.asarray(text_ids[i], np.int32) for i in keep]
+        self.normalize = normalize or (lambda raw: raw)
+        self.augment = augment
+
+    def distort(self, raw: np.ndarray, rng) -> np.ndarray:
+        """A random affine map of a line's (dx, dy) offsets (pen bits unchanged)."""
+        scale, aspect = rng.uniform(0.8, 1.25), rng.uniform(0.85, 1.15)
+        shear, angle = rng.uniform(-0.35, 0.35), rng.uniform(-0.1, 0.1)
+        c, s = np.cos(angle), np.sin(angle)
+        # y points down (IAM-OnDB, as SVG): a slant to the right moves x by -shear * dy.
+        matrix = scale * np.array([[c, -s], [s, c]]) @ np.array([[aspect, -shear], [0.0, 1.0]])
+        out = raw.copy()
+        out[:, :2] = raw[:, :2] @ matrix.T.astype(np.float32)
+        return out
 
     def __getitem__(self, i):
         idx = self.batch_indices(i)
@@ -133,19 +153,22 @@ class RecognitionBatches(LineBatches):
         x = np.zeros((len(idx), T, 3), np.float32)
         longest = max(len(self.text_ids[k]) for k in idx)
         ids = np.zeros((len(idx), int(np.ceil(longest / 8) * 8)), np.int32)
+        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.augment else None
         for b, k in enumerate(idx):
-            x[b, : self.lengths[k]] = self.lines[k]
+            raw = self.distort(self.lines[k], rng) if self.augment else self.lines[k]
+            x[b, : self.lengths[k]] = self.normalize(raw)
             ids[b, : len(self.text_ids[k])] = self.text_ids[k]
         return (x, self.lengths[idx].astype(np.int32)), ids
 
 
 def batches_for(model, raw_lines, texts=None, **kwargs) -> LineBatches:
     """Batches a model reads: its own normalisation, and the texts when it writes (or reads) text."""
-    lines = [model.normalize(ln) for ln in raw_lines]
     if getattr(model, "task", None) == "recognition":
         if texts is None:
             raise ValueError("a recognizer needs the lines' texts")
-        return RecognitionBatches(lines, [model.alphabet.encode(t, substitute=True) for t in texts], **kwargs)
+        return RecognitionBatches(raw_lines, [model.alphabet.encode(t, substitute=True) for t in texts], normalize=model.normalize, **kwargs)
+    kwargs.pop("augment", None)  # the generative models learn the data's own distribution, undistorted
+    lines = [model.normalize(ln) for ln in raw_lines]
     if not hasattr(model, "alphabet"):
         return LineBatches(lines, **kwargs)
     if texts is None:
