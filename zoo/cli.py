@@ -365,6 +365,30 @@ def cmd_download(args) -> None:
     print(json.dumps(files, indent=1))
 
 
+def cmd_presets(args) -> None:
+    """List the presets the registry names or this machine holds: name, kind, size, metrics, where they are."""
+    from zoo import hub
+
+    rows = hub.listing()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        metrics = ", ".join(f"{k} {v}" for k, v in row["metrics"].items())
+        where = "+".join(row["local"]) or ("download" if row["download"] else "not published yet")
+        print(f"{row['name']:<24} {row['kind'] or '?':<12} {hub.human_size(row['size']):>9}  {where:<18} {metrics}")
+
+
+def cmd_publish(args) -> None:
+    """Pack a preset into a release archive (OUT/NAME.tar.gz, reproducible) and print its registry entry as JSON."""
+    from zoo import hub
+
+    name, entry = hub.publish(args.model, args.out, name=args.name, url=args.url, hf=args.hf, description=args.description)
+    if args.registry:
+        hub.add_to_registry(args.registry, name, entry)
+    print(json.dumps({name: entry}, indent=1))
+
+
 # ---------------------------------------------------------------- evaluate
 
 
@@ -598,7 +622,6 @@ def _onnx_writer(args):
 def cmd_write(args) -> None:
     from zoo.data.alphabet import UnknownCharacters
     from zoo.render import save_drawing
-    from zoo.render.figures import plot_alignment
 
     # Where the pictures go is checked before any model is loaded or any point sampled.
     _check_picture_path(args.out)
@@ -646,6 +669,8 @@ def cmd_write(args) -> None:
     seconds = time.time() - t0
     save_drawing(offsets, args.out)
     if args.alignment:
+        from zoo.render.figures import plot_alignment  # matplotlib: only for the figure (the onnxruntime path needs numpy alone)
+
         plot_alignment(*alignments[0], args.alignment, offsets[0])
     print(json.dumps({"out": args.out, "lines": len(batch), "points": int(sum(len(o) for o in offsets)), "seconds": round(seconds, 2)}))
 
@@ -781,7 +806,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="handwriting: start a new run from a preset's weights (fine-tuning, or continuing a shipped model) instead of from scratch",
     )
     s.add_argument("--learning-rate", type=float, help="default: 1e-4 (handwriting, Graves RMSProp); text: 0.01 (SGD), 2e-3 (Adam); when resuming, a given rate replaces the checkpoint's (annealing)")
-    s.add_argument("--time-budget", type=float, help="stop after this many seconds of training (checked every epoch)")
+    s.add_argument("--time-budget", type=float, help="stop after this many seconds of training in all, over resumed sessions too (checked after every batch)")
     s.add_argument("--validation-split", default="testset_v")
     s.add_argument("--max-train-lines", type=int, help="use only the first N training lines (quick runs)")
     s.add_argument("--max-val-lines", type=int, help="use only the first N validation lines (quick runs)")
@@ -813,6 +838,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sha256", help="expected sha256 of the archive (default: the one recorded by the first download)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("presets", help="list the presets (registry and local): name, kind, size, metrics, where", description=cmd_presets.__doc__)
+    s.add_argument("--json", action="store_true", help="print the list as JSON")
+    s.set_defaults(func=cmd_presets)
+
+    s = sub.add_parser("publish", help="pack a preset into a release archive and print its registry entry", description=cmd_publish.__doc__)
+    s.add_argument("--model", required=True, help="preset name, folder or training run")
+    s.add_argument("--out", required=True, help="folder to write NAME.tar.gz into")
+    s.add_argument("--name", help="the preset's name (default: the folder's, or the run's for RUN/preset)")
+    s.add_argument("--url", help="where the archive will be served (a URL ending in / gets NAME.tar.gz appended)")
+    s.add_argument("--hf", help="hf://owner/repo[@revision] holding the same files, as a second source")
+    s.add_argument("--description", help="default: the first paragraph of the preset's README.md")
+    s.add_argument("--registry", help="also write the entry into this registry JSON file (e.g. zoo/registry.json)")
+    s.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("evaluate", help="log-loss of a model on an official split or a text file, as JSON")
     s.add_argument("--model", default=DEFAULT_MODEL, help="preset name or folder (default: %(default)s)")

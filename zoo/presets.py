@@ -1,7 +1,9 @@
 """Preset folders, KerasHub style: config.json, model.weights.h5, metadata.json, README.md.
 
-``from_preset("iam-prediction")`` loads a shipped model from ``saved_models/``;
-a path to any folder with the same files works too.
+``from_preset("iam-prediction")`` loads a shipped model: from the checkout's
+``saved_models/``, the presets packaged in the wheel, the download cache, or a
+download named by the registry (``zoo.hub``, which also takes a folder, a
+training run, ``https://`` / ``file://`` archives and ``hf://owner/repo@rev``).
 """
 
 from __future__ import annotations
@@ -23,21 +25,22 @@ CONFIG, WEIGHTS, METADATA, CARD = "config.json", "model.weights.h5", "metadata.j
 
 
 def list_presets() -> list[str]:
-    if not os.path.isdir(PRESETS_DIR):
-        return []
-    return sorted(d for d in os.listdir(PRESETS_DIR) if not d.startswith(".") and os.path.isfile(os.path.join(PRESETS_DIR, d, CONFIG)))
+    """Names of the presets on this machine without a download: the checkout's saved_models/ and the packaged ones."""
+    from zoo import hub
+
+    names = set()
+    for root in (PRESETS_DIR, hub.packaged_dir()):
+        if root and os.path.isdir(root):
+            names |= {d for d in os.listdir(root) if not d.startswith(".") and os.path.isfile(os.path.join(root, d, CONFIG))}
+    return sorted(names)
 
 
-def preset_path(name_or_path: str) -> str:
-    if os.path.isfile(os.path.join(name_or_path, CONFIG)):
-        return name_or_path
-    candidate = os.path.join(PRESETS_DIR, name_or_path)
-    if os.path.isfile(os.path.join(candidate, CONFIG)):
-        return candidate
-    raise FileNotFoundError(
-        f"no preset {name_or_path!r}: it is neither a folder with {CONFIG} nor a shipped preset "
-        f"(shipped: {', '.join(list_presets()) or 'none'})"
-    )
+def preset_path(name_or_path: str, download: bool = True) -> str:
+    """The local folder of a preset: a folder, a training run (its preset/), saved_models/, the packaged
+    presets, the download cache, then a download (zoo.hub.resolve; raises FileNotFoundError if none)."""
+    from zoo import hub
+
+    return hub.resolve(name_or_path, download=download)
 
 
 def load_metadata(name_or_path: str) -> dict:
@@ -84,7 +87,8 @@ def _damaged(path: str, folder: str, exc: Exception) -> ValueError:
     name = os.path.basename(os.path.normpath(folder))
     return ValueError(
         f"{path} is damaged or incomplete ({type(exc).__name__}: {exc}), so the preset {folder} cannot be loaded. "
-        f"Restore the folder: a shipped preset with `git checkout -- saved_models/{name}`, a trained one by running "
+        f"Restore the folder: a shipped preset with `git checkout -- saved_models/{name}` (or by reinstalling the package), "
+        "a downloaded one by deleting the folder (the next use fetches it again), a trained one by running "
         "the same `python -m zoo train ... --out RUN` again (it rewrites RUN/preset from the run's checkpoint)."
     )
 

@@ -6,7 +6,7 @@ model and two datasets. A run directory holds
 
     checkpoint.keras    last finished epoch: weights + optimiser state, and the run
                         state below inside the same file (one atomic write)
-    state.json          epoch, best validation loss, patience counter, history
+    state.json          epoch, best validation loss, patience counter, history, stop_reason
                         (a readable copy; the checkpoint's own copy wins if they differ)
     best.weights.h5     weights of the best validation epoch
     history.csv         one row per epoch;  logs/  TensorBoard events
@@ -14,6 +14,11 @@ model and two datasets. A run directory holds
 Files are written to a temporary name and renamed, so a run killed at any
 moment (kill -9 included) leaves the previous checkpoint intact, and `train`
 called again on the same directory resumes after the last finished epoch.
+
+The time budget counts the run folder's training seconds over all its sessions
+and is checked after every batch: an epoch it cuts short is validated and
+checkpointed like any other (its history row records the ``batches`` run), so
+a run stops within about one batch of its budget and resumes from there.
 """
 
 from __future__ import annotations
@@ -128,12 +133,42 @@ class RunState(keras.callbacks.Callback):
         self.started = time.time()
         self.diverged = None
         self.stop_reason = None
+        self.batches = 0  # training batches run in the current epoch
+        self.validation_seconds = 0.0  # how long the last validation pass took
+        self._validation_started = None
+
+    def spent(self) -> float:
+        """Seconds of training in this run folder so far, earlier sessions included."""
+        return self.state.get("train_seconds", 0.0) + (time.time() - self.started)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches = 0
+
+    def on_test_begin(self, logs=None):
+        self._validation_started = time.time()
+
+    def on_test_end(self, logs=None):
+        if self._validation_started is not None:
+            self.validation_seconds = time.time() - self._validation_started
+            self._validation_started = None
 
     def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.diverged = f"training loss became {loss} at epoch {self.state['epoch'] + 1}, batch {batch}"
             self.model.stop_training = True
+            return
+        # The budget is checked after every batch, keeping back the time the epoch's
+        # validation pass took last time: Keras then ends the epoch at once (validation,
+        # on_epoch_end, a checkpoint of this shorter epoch), so a run stops within one
+        # batch of its budget rather than at the end of an epoch that may take minutes.
+        if self.time_budget and self.spent() + self.validation_seconds >= self.time_budget:
+            self.stop_reason = self._budget_reason()
+            self.model.stop_training = True
+
+    def _budget_reason(self) -> str:
+        return f"time budget of {self.time_budget:g} s reached"
 
     def on_epoch_end(self, epoch, logs=None):
         if self.diverged:
@@ -148,7 +183,13 @@ class RunState(keras.callbacks.Callback):
         st["epoch"] = epoch + 1
         st["train_seconds"] = st.get("train_seconds", 0.0) + (time.time() - self.started)
         self.started = time.time()
-        st["history"].append({"epoch": epoch + 1, **logs, "learning_rate": learning_rate(self.model), "train_seconds": round(st["train_seconds"], 1)})
+        row = {"epoch": epoch + 1, **logs, "learning_rate": learning_rate(self.model), "train_seconds": round(st["train_seconds"], 1)}
+        steps = (self.params or {}).get("steps")
+        if steps and self.batches < steps:
+            # Cut short (time budget): a checkpointed epoch of fewer batches. A resumed
+            # run starts the next epoch's batches; the rest of this one come round later.
+            row["batches"] = self.batches
+        st["history"].append(row)
         if value is not None and value < st.get("best", math.inf):
             st["best"], st["best_epoch"], st["wait"] = value, epoch + 1, 0
             with atomic.replacing(os.path.join(self.run_dir, BEST_WEIGHTS)) as tmp:
@@ -160,7 +201,8 @@ class RunState(keras.callbacks.Callback):
             st["stopped"] = self.stop_reason
             self.model.stop_training = True
         if self.time_budget and st["train_seconds"] >= self.time_budget:
-            self.stop_reason = f"time budget of {self.time_budget:g} s reached"
+            self.stop_reason = self._budget_reason()
+        if self.stop_reason:
             self.model.stop_training = True
         save_checkpoint(self.model, self.run_dir, st)
 
@@ -192,7 +234,9 @@ def fit(
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"))
         except ImportError:
             print("TensorBoard logs are off: `pip install tensorboard` (and TensorFlow) to get them", file=sys.stderr)
-    if state["epoch"] < epochs:
+    if state["epoch"] < epochs and time_budget and state.get("train_seconds", 0.0) >= time_budget:
+        run.stop_reason = run._budget_reason()  # spent by earlier sessions: train no batch
+    elif state["epoch"] < epochs:
         train_stream = backend.fit_data(train_data, repeat=True)
         model.fit(
             train_stream,
