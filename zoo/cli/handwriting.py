@@ -194,7 +194,6 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from zoo.data.cache import load_handwriting
     from zoo.evaluation import evaluate_handwriting
     from zoo.presets import from_preset
 
@@ -207,14 +206,8 @@ def cmd_evaluate(args) -> None:
         return _evaluate_legibility(model, args)
     if args.text_file or not args.data:
         _fail(f"{args.model} is a handwriting model: evaluate it with --data (IAM-OnDB folder or cache), not --text-file")
-    data = load_handwriting(args.data)
-    try:
-        lines = data.lines(args.split)
-    except KeyError as exc:
-        _fail(str(exc.args[0]))
-    if not lines:
-        _fail(f"split {args.split!r} has no lines in {args.data} (its forms are absent from this copy)")
-    texts = [data.texts[i] for i in data.split_indices(args.split)]
+    data, idx = _split(args)
+    lines, texts = [data.line(i) for i in idx], [data.texts[i] for i in idx]
     result = evaluate_handwriting(model, lines, texts, batch_size=args.batch_size, progress=not args.quiet)
     print(json.dumps({"model": args.model, "split": args.split, **result}, indent=1))
     if args.record:
@@ -223,13 +216,10 @@ def cmd_evaluate(args) -> None:
         print(f"recorded in the metadata; card: {record_handwriting_evaluation(args.model, model, data, args.split, result, args.data)}", file=sys.stderr)
 
 
-def _evaluate_recognizer(model, args) -> None:
-    """CER and WER of a recognizer on a split of real lines (edit distances summed over the split)."""
+def _split(args):
+    """The prepared data of --data and the indices of --split's lines, or a clear error."""
     from zoo.data.cache import load_handwriting
-    from zoo.evaluation import evaluate_recognizer
 
-    if not args.data:
-        _fail(f"{args.model} is a recognizer: evaluate it on real lines with --data (IAM-OnDB folder or cache) --split NAME")
     data = load_handwriting(args.data)
     try:
         idx = data.split_indices(args.split)
@@ -237,6 +227,16 @@ def _evaluate_recognizer(model, args) -> None:
         _fail(str(exc.args[0]))
     if not len(idx):
         _fail(f"split {args.split!r} has no lines in {args.data} (its forms are absent from this copy)")
+    return data, idx
+
+
+def _evaluate_recognizer(model, args) -> None:
+    """CER and WER of a recognizer on a split of real lines (edit distances summed over the split)."""
+    from zoo.evaluation import evaluate_recognizer
+
+    if not args.data:
+        _fail(f"{args.model} is a recognizer: evaluate it on real lines with --data (IAM-OnDB folder or cache) --split NAME")
+    data, idx = _split(args)
     t0 = time.time()
     result = evaluate_recognizer(model, [data.line(i) for i in idx], [data.texts[i] for i in idx], beam_width=args.beam, batch_size=args.batch_size)
     result = {"model": args.model, "split": args.split, **result, "seconds": round(time.time() - t0, 1)}
@@ -244,8 +244,16 @@ def _evaluate_recognizer(model, args) -> None:
     if args.record:
         from zoo.model_card import record
 
+        from zoo.model_card import _stamp, recognizer_check
+
         key = f"{args.split}_{result['decoding'].replace(' ', '')}"
-        print(f"recorded in the metadata; card: {record(args.model, key, result)}", file=sys.stderr)
+        entry = {
+            **{k: v for k, v in result.items() if k != "model"},
+            "check": recognizer_check(model, [data.line(i) for i in idx], [data.texts[i] for i in idx], [data.ids[i] for i in idx]),
+            "command": f"python -m zoo evaluate --model {args.model} --data {args.data} --split {args.split}" + (f" --beam {args.beam}" if args.beam else "") + " --record",
+            "measured": _stamp(),
+        }
+        print(f"recorded in the metadata; card: {record(args.model, key, entry)}", file=sys.stderr)
 
 
 def _evaluate_legibility(model, args) -> None:

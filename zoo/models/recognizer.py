@@ -17,7 +17,6 @@ each line's own frame and label lengths (``keras.ops.ctc_loss``; not
 """
 
 import keras
-import numpy as np
 from keras import ops
 
 from zoo.data import offsets

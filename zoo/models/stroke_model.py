@@ -18,7 +18,6 @@ standard deviation; that normalisation is part of the model's config, so every
 consumer (sampler, evaluator, exporter) reads it from the model.
 """
 
-import numpy as np
 import keras
 from keras import ops
 

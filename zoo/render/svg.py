@@ -61,7 +61,7 @@ def save_svg(offsets, path: str, stroke_width: float = 1.5, pixels_per_unit: flo
     w, h = width * scale + 2 * margin, height * scale + 2 * margin
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.1f} {h:.1f}">',
-        f'<rect width="100%" height="100%" fill="white"/>',
+        '<rect width="100%" height="100%" fill="white"/>',
         f'<g fill="none" stroke="black" stroke-width="{stroke_width}" stroke-linecap="round" stroke-linejoin="round">',
     ]
     lines = [np.round(np.asarray(o, np.float64), 2).tolist() for o in _as_list(offsets)]

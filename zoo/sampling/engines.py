@@ -36,7 +36,7 @@ def mark_loaded(model, folder: str) -> None:
 
 def _onnxruntime_missing() -> str | None:
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime  # noqa: F401  (only whether it imports)
     except ImportError as exc:
         return str(exc)
     return None
