@@ -24,6 +24,7 @@ from zoo.sampling.handwriting import sample_unconditional
 
 HANDWRITING = ("iam-prediction", "iam-synthesis")
 TEXT = ("ptb-char-small",)
+RECOGNIZER = ("iam-recognizer",)
 RELATIVE = 1e-3  # float32 sums over ~8,000 points agree to ~1e-6 between runs
 
 
@@ -48,9 +49,18 @@ def test_shipped_presets_carry_recorded_checks():
             assert e["lines"] == 1438 and e["nll_nats_per_line"] < 0
     for name in TEXT:
         assert any(e["check"]["symbols"] == model_card.CHECK_CHARACTERS for e in load_metadata(name)["evaluations"].values())
+    for name in RECOGNIZER:
+        meta = load_metadata(name)
+        greedy = meta["evaluations"]["testset_v_greedy"]
+        assert greedy["lines"] == 1438 and greedy["cer"] == pytest.approx(meta["evaluation"]["cer"], abs=1e-9)
+        assert greedy["check"]["lines"] == model_card.CHECK_LINES
+    # The synthesis preset's legibility is measured by reading it back (bench/write_quality.py --record).
+    legible = load_metadata("iam-synthesis")["legibility"]
+    assert legible["recognizer"] == RECOGNIZER[0] and legible["recognizer_real_cer"] == load_metadata(RECOGNIZER[0])["evaluation"]["cer"]
+    assert "write_quality" not in load_metadata("iam-synthesis")  # the counts once made by eye are gone
 
 
-@pytest.mark.parametrize("name", HANDWRITING + TEXT)
+@pytest.mark.parametrize("name", HANDWRITING + TEXT + RECOGNIZER)
 def test_cards_are_written_from_the_metadata(name):
     """README.md is what zoo.model_card writes from metadata.json: no figure on it was typed by hand."""
     folder = preset_path(name)
@@ -79,6 +89,36 @@ def test_handwriting_preset_scores_its_recorded_subset(name, key):
     got = model_card.handwriting_check(_model(name), lines, texts, check["line_ids"])
     assert got["points"] == check["points"]
     assert got["nll_nats_per_line"] == pytest.approx(check["nll_nats_per_line"], rel=RELATIVE)
+
+
+@requires_data
+@pytest.mark.parametrize("name,key", _checks(RECOGNIZER))
+def test_recognizer_reads_its_recorded_subset(name, key):
+    entry = load_metadata(name)["evaluations"][key]
+    check = entry["check"]
+    lines, texts = _lines(tuple(check["line_ids"]), True)
+    got = model_card.recognizer_check(_model(name), lines, texts, check["line_ids"])
+    assert got["cer"] == pytest.approx(check["cer"], abs=0.005)
+    assert sum(a != b for a, b in zip(got["read"], check["read"])) <= 1
+
+
+def test_zoo_read_with_the_shipped_recognizer_runs_without_tensorflow(tmp_path):
+    """`zoo read` of what `zoo write` wrote loads onnxruntime only, and reads it as the Keras recognizer does."""
+    import subprocess
+    import sys
+
+    out = str(tmp_path / "hello.svg")
+    run = subprocess.run([sys.executable, "-m", "zoo", "write", "Hello world", "--bias", "1", "--out", out], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    code = (
+        "import sys; from zoo.cli import main; main(sys.argv[1:]); "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'"
+    )
+    run = subprocess.run([sys.executable, "-c", code, "read", out], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    from zoo.reading import read
+
+    assert run.stdout.splitlines() == read(_model("iam-recognizer"), read_svg_offsets(out), backend="keras")
 
 
 def _text_dir():
