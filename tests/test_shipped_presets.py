@@ -49,7 +49,10 @@ def test_shipped_presets_carry_recorded_checks():
             assert e["lines"] == 1438 and e["nll_nats_per_line"] < 0
     for name in TEXT:
         assert any(e["check"]["symbols"] == model_card.CHECK_CHARACTERS for e in load_metadata(name)["evaluations"].values())
+    synthesis_chars = json.load(open(os.path.join(preset_path("iam-synthesis"), "config.json")))["config"]["alphabet"]["chars"]
     for name in RECOGNIZER:
+        with open(os.path.join(preset_path(name), "config.json")) as f:
+            assert json.load(f)["config"]["alphabet"]["chars"] == synthesis_chars  # it reads every character the writer writes
         meta = load_metadata(name)
         greedy = meta["evaluations"]["testset_v_greedy"]
         assert greedy["lines"] == 1438 and greedy["cer"] == pytest.approx(meta["evaluation"]["cer"], abs=1e-9)
