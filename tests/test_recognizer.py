@@ -266,3 +266,18 @@ def test_augmented_batches_distort_each_line_anew_every_pass_and_keep_its_pen_an
     # A distortion is an affine map of the offsets: path lengths change by the map's scale, at most x1.25 x1.15 x ~1.1.
     ratio = np.linalg.norm(x1[..., :2], axis=-1).sum() / np.linalg.norm(x0[..., :2], axis=-1).sum()
     assert 0.6 < ratio < 1.7
+
+
+def test_bad_arguments_to_read_and_write_name_the_problem(presets, tmp_path):
+    reader, writer = from_preset(presets["reader"]), from_preset(presets["writer"])
+    lines = [np.zeros((20, 3), np.float32)]
+    with pytest.raises(ValueError, match="beam width must be >= 0"):
+        read(reader, lines, beam_width=-1)
+    with pytest.raises(ValueError, match="is not a recognizer"):
+        read(writer, lines)
+    with pytest.raises(ValueError, match="cannot write text"):
+        write(reader, ["Hello"])
+    for args, message in ((["read", "x.svg", "--beam", "-1"], "not a beam width"),
+                          (["write", "Hello", "--model", presets["reader"], "--out", str(tmp_path / "x.svg")], "`write` needs a synthesis preset")):
+        proc = subprocess.run([sys.executable, "-m", "zoo", *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

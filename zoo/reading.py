@@ -38,6 +38,8 @@ def beam_decode(logits: np.ndarray, frames: int, beam_width: int = 8, prune: flo
 
     Each prefix keeps log Pr(prefix, ending in blank) and log Pr(prefix, ending in its last label);
     classes whose log-probability at a frame is below ``prune`` are not tried."""
+    if beam_width < 1:
+        raise ValueError(f"beam width must be >= 1 (0 means greedy decoding in read()), got {beam_width}")
     logp = log_softmax(np.asarray(logits[:frames], np.float64))
     beams = {(): (0.0, -math.inf)}  # prefix -> (log p_blank, log p_label)
     for t in range(frames):
@@ -61,7 +63,7 @@ def beam_decode(logits: np.ndarray, frames: int, beam_width: int = 8, prune: flo
                 else:
                     add(prefix + (int(k),), -math.inf, total + p)
         beams = dict(sorted(nxt.items(), key=lambda kv: -np.logaddexp(*kv[1]))[:beam_width])
-    best = max(beams.items(), key=lambda kv: np.logaddexp(*kv[1]))[0]
+    best = max(beams.items(), key=lambda kv: np.logaddexp(*kv[1]))[0] if beams else ()
     return list(best)
 
 
@@ -124,9 +126,13 @@ def read(model, offsets, beam_width: int = 0, backend: str = "auto") -> list[str
     offsets = list(offsets)
     if not offsets:
         raise ValueError("no lines to read: pass one (N, 3) array of pen offsets or a list of them")
+    if beam_width < 0:
+        raise ValueError(f"beam width must be >= 0 (0: greedy decoding), got {beam_width}")
     if hasattr(model, "recognize"):
         engine = model
     else:
+        if getattr(model, "task", None) != "recognition":
+            raise ValueError(f"{type(model).__name__} is not a recognizer: read with from_preset('iam-recognizer') or another recognizer preset")
         from zoo.sampling.engines import engine_for
 
         engine = engine_for(model, backend)

@@ -70,6 +70,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _beam_width(text: str) -> int:
+    """argparse type of --beam: 0 (greedy decoding) or a CTC beam of that many prefixes."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a beam width: give 0 for greedy decoding or a number of prefixes such as 8")
+    return value
+
+
 def _check_picture_path(path: str, flag: str = "--out", formats=(".svg", ".png")) -> None:
     """Refuse a picture path that cannot be written before any model is loaded or any point sampled."""
     if not path.lower().endswith(formats):

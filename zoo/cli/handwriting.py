@@ -16,6 +16,7 @@ import time
 from zoo.cli import text
 from zoo.cli.common import (
     DEFAULT_MODEL,
+    _beam_width,
     _check_picture_path,
     _fail,
     _fit_keeping_best,
@@ -390,7 +391,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--split", default="testset_v", help="trainset, testset_v, testset_t, testset_f, train or all")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--beam", type=int, default=0, help="recognizers: CTC beam search of this many prefixes (default: 0, greedy decoding)")
+    s.add_argument("--beam", type=_beam_width, default=0, help="recognizers: CTC beam search of this many prefixes (default: 0, greedy decoding)")
     g = s.add_argument_group("legibility of a synthesis model (with --text-file)", "write every line of the file, read it back with --recognizer")
     g.add_argument("--recognizer", default="iam-recognizer", help="the recognizer that reads (default: %(default)s)")
     g.add_argument("--bias", type=_sampling_bias, help=f"sampling bias of the writing (default: {WRITE_BIAS}, as zoo write)")

@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from zoo.cli.common import DEFAULT_RECOGNIZER, DEFAULT_WRITER, _check_picture_path, _fail, _positive_int, _sampling_bias
+from zoo.cli.common import DEFAULT_RECOGNIZER, DEFAULT_WRITER, _beam_width, _check_picture_path, _fail, _positive_int, _sampling_bias
 
 
 def page_lines(text: str, width: int) -> list[str]:
@@ -42,6 +42,8 @@ def _onnx_writer(args):
     from export import runtime
 
     sampler = runtime.load(folder, precision=args.precision)
+    if sampler.kind == "recognition":
+        _fail(f"{args.model} is a recognizer: it reads handwriting (zoo read); `write` needs a synthesis preset such as {DEFAULT_WRITER}")
     return sampler if hasattr(sampler, "write") else None  # a prediction preset: from_preset's path explains
 
 
@@ -69,8 +71,8 @@ def cmd_write(args) -> None:
         from zoo.sampling.handwriting import write as keras_write
 
         model = from_preset(args.model)
-        if not hasattr(model, "alphabet"):
-            _fail(f"{args.model} is a prediction model; `write` needs a synthesis preset such as {DEFAULT_WRITER}")
+        if not hasattr(model, "alphabet") or getattr(model, "task", None) == "recognition":
+            _fail(f"{args.model} is a {type(model).__name__}; `write` needs a synthesis preset such as {DEFAULT_WRITER}")
         write = functools.partial(keras_write, model, backend=args.backend, precision=args.precision)
     prime = None
     if args.prime_line:
@@ -180,6 +182,6 @@ def add_parsers(sub) -> None:
     s = sub.add_parser("read", help="read handwriting back to text with a recognizer (SVGs written by zoo write/sample, .npy/.npz offsets)")
     s.add_argument("files", nargs="+", help="FILE.svg written by `zoo write`/`zoo sample`, FILE.npy ((N, 3) or (K, N, 3) pen offsets) or FILE.npz (one array per line)")
     s.add_argument("--model", default=DEFAULT_RECOGNIZER, help="recognizer preset name or folder (default: %(default)s)")
-    s.add_argument("--beam", type=int, default=0, help="CTC beam search of this many prefixes (default: 0, greedy decoding)")
+    s.add_argument("--beam", type=_beam_width, default=0, help="CTC beam search of this many prefixes (default: 0, greedy decoding)")
     s.add_argument("--backend", choices=["auto", "keras", "onnx"], default="auto", help="auto: onnxruntime when the preset carries a current ONNX export, else Keras")
     s.set_defaults(func=cmd_read)

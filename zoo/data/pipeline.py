@@ -128,7 +128,7 @@ class RecognitionBatches(LineBatches):
     def __init__(self, lines, text_ids, batch_size=32, normalize=None, augment=False, **kwargs):
         # CTC needs a frame per label (and one between repeated labels): at 4 points per frame a line
         # needs >= 8 points per character to be learnable (IAM-OnDB lines have >= 12; others are dropped).
-        keep = [i for i, ln in enumerate(lines) if len(ln) >= 3 and len(ln) - 1 >= 8 * len(text_ids[i])]
+        keep = [i for i, ln in enumerate(lines) if len(text_ids[i]) and len(ln) >= 3 and len(ln) - 1 >= 8 * len(text_ids[i])]
         self.dropped = len(lines) - len(keep)
         super().__init__([np.asarray(lines[i][1:], np.float32) for i in keep], batch_size, **kwargs)
         self.lengths = np.asarray([len(ln) for ln in self.lines])
@@ -166,7 +166,9 @@ def batches_for(model, raw_lines, texts=None, **kwargs) -> LineBatches:
     if getattr(model, "task", None) == "recognition":
         if texts is None:
             raise ValueError("a recognizer needs the lines' texts")
-        return RecognitionBatches(raw_lines, [model.alphabet.encode(t, substitute=True) for t in texts], normalize=model.normalize, **kwargs)
+        # A line without a transcription teaches nothing: it is dropped (RecognitionBatches.dropped counts it).
+        ids = [model.alphabet.encode(t, substitute=True) if t.strip() else np.zeros(0, np.int32) for t in texts]
+        return RecognitionBatches(raw_lines, ids, normalize=model.normalize, **kwargs)
     kwargs.pop("augment", None)  # the generative models learn the data's own distribution, undistorted
     lines = [model.normalize(ln) for ln in raw_lines]
     if not hasattr(model, "alphabet"):

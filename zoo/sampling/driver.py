@@ -122,6 +122,10 @@ class TextPieces:
         self.vocab = vocab
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if vocab.level == "byte" else None
 
+    def finish(self) -> str:
+        """What an unfinished UTF-8 character at the end decodes to (U+FFFD), or ""."""
+        return self.decoder.decode(b"", final=True) if self.decoder is not None else ""
+
     def __call__(self, k: int) -> str:
         if self.decoder is not None:
             return self.decoder.decode(bytes([k - 1]) if k > 0 else b"")
@@ -157,6 +161,8 @@ def write(
     return_alignment: bool = False,
 ):
     """Handwriting for each text in ``lines``, sampled together in one batch (see zoo.sampling.handwriting.write)."""
+    if getattr(engine, "kind", "synthesis") != "synthesis":
+        raise ValueError(f"a {engine.kind} model cannot write text: use a synthesis preset such as iam-synthesis")
     if isinstance(lines, str):
         lines = [lines]
     if not lines:
@@ -203,3 +209,6 @@ def sample_text(engine, prime: str = "", length: int = 500, temperature: float =
             if piece:
                 yield piece
         ids = drawn[-1:].T
+    rest = pieces.finish()
+    if rest:  # a byte model's last character cut short: U+FFFD, as the graphs' decoding gives
+        yield rest

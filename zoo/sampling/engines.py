@@ -73,6 +73,18 @@ def choose(folder: str | None, backend: str = "auto", precision: str = "float32"
         raise ValueError(f"backend 'onnx' needs onnxruntime, which does not import ({missing}): pip install onnxruntime, or use backend 'keras'")
     if not folder:
         raise ValueError(f"backend 'onnx' (precision {precision}) needs a model loaded with from_preset() from a folder with an ONNX export")
+    from export import runtime
+
+    if runtime.has_onnx(folder, precision) and not runtime.current_export(folder, precision):
+        raise ValueError(
+            f"the {precision} ONNX export in {folder} was not made from the weights the preset holds now; "
+            f"export it again (python -m zoo export --model {folder} --format all{' --int8' if precision == 'int8' else ''} --out {folder}) or sample with backend 'keras'"
+        )
+    if model is not None and getattr(model, "preset_fingerprint", None) != weights_fingerprint(model):
+        raise ValueError(
+            "the model in memory no longer holds the weights its preset's ONNX export was made from (fit, set_weights or load_weights "
+            "since loading): sample with backend 'keras', or save the preset and export it again"
+        )
     return "onnx"
 
 
@@ -86,9 +98,12 @@ def engine_for(model, backend: str = "auto", precision: str = "float32"):
         if cached is None or cached.folder != folder or cached.precision != precision:
             cached = model._ort_engine = runtime.load(folder, precision=precision)
         return cached
+    # Compiled anew when the weights changed: jax.jit keeps the weights it traced as constants.
+    fingerprint = weights_fingerprint(model)
     cached = getattr(model, "_keras_engine", None)
-    if cached is None:
+    if cached is None or cached.fingerprint != fingerprint:
         cached = model._keras_engine = KerasEngine(model)
+        cached.fingerprint = fingerprint
     return cached
 
 
