@@ -119,12 +119,14 @@ def evaluate_text(model, ids, seq_length: int = 100, dynamic: bool = False, lear
     return result
 
 
-def evaluate_recognizer(model, lines, texts, beam_width: int = 0, batch_size: int = 32) -> dict:
+def evaluate_recognizer(model, lines, texts, beam_width: int = 0, batch_size: int = 32, return_read: bool = False) -> dict:
     """Character and word error rates of a recognizer on real lines (raw offsets, their leading zero
     offset dropped as in training) against their transcriptions: edit distances summed over the
-    lines over the summed reference lengths. Greedy decoding, or a beam search of ``beam_width``."""
+    lines over the summed reference lengths. Greedy decoding, or a beam search of ``beam_width``.
+    ``return_read``: also the text read of each line (``read``)."""
     from zoo.reading import decode, error_rates
     from zoo.sampling.engines import engine_for
 
     hypotheses = decode(engine_for(model, "keras"), [ln[1:] for ln in lines], beam_width, batch_size)
-    return {**error_rates(list(texts), hypotheses), "decoding": f"beam {beam_width}" if beam_width else "greedy"}
+    result = {**error_rates(list(texts), hypotheses), "decoding": f"beam {beam_width}" if beam_width else "greedy"}
+    return {**result, "read": hypotheses} if return_read else result

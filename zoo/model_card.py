@@ -378,13 +378,10 @@ def handwriting_check(model, lines, texts, ids) -> dict:
 def recognizer_check(model, lines, texts, ids) -> dict:
     """What a recognizer reads of the first CHECK_LINES lines given (raw offsets, in split order), and its CER there."""
     from zoo.evaluation import evaluate_recognizer
-    from zoo.reading import decode
-    from zoo.sampling.engines import engine_for
 
     n = min(CHECK_LINES, len(lines))
-    result = evaluate_recognizer(model, lines[:n], list(texts[:n]), batch_size=n)
-    hypotheses = decode(engine_for(model, "keras"), [ln[1:] for ln in lines[:n]], 0, n)
-    return {"lines": n, "line_ids": list(ids[:n]), "cer": result["cer"], "wer": result["wer"], "read": hypotheses}
+    result = evaluate_recognizer(model, lines[:n], list(texts[:n]), batch_size=n, return_read=True)
+    return {"lines": n, "line_ids": list(ids[:n]), **{k: result[k] for k in ("cer", "wer", "read")}}
 
 
 def read_check_lines(data_dir: str, line_ids, repair: bool):

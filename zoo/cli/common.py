@@ -60,25 +60,24 @@ def _sampling_bias(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
+def _whole_number(minimum: int, too_small: str):
+    """An argparse type: a whole number >= ``minimum``; ``too_small`` (with {text}) says what else to give."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(too_small.format(text=text))
+        return value
+
+    return parse
 
 
-def _beam_width(text: str) -> int:
-    """argparse type of --beam: 0 (greedy decoding) or a CTC beam of that many prefixes."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a beam width: give 0 for greedy decoding or a number of prefixes such as 8")
-    return value
+_positive_int = _whole_number(1, "{text} must be at least 1")
+# --beam: 0 (greedy decoding) or a CTC beam of that many prefixes.
+_beam_width = _whole_number(0, "{text} is not a beam width: give 0 for greedy decoding or a number of prefixes such as 8")
 
 
 def _check_picture_path(path: str, flag: str = "--out", formats=(".svg", ".png")) -> None:

@@ -133,8 +133,11 @@ class RecognitionBatches(LineBatches):
         super().__init__([np.asarray(lines[i][1:], np.float32) for i in keep], batch_size, **kwargs)
         self.lengths = np.asarray([len(ln) for ln in self.lines])
         self.text_ids = [np.asarray(text_ids[i], np.int32) for i in keep]
-        self.normalize = normalize or (lambda raw: raw)
         self.augment = augment
+        self.normalize = normalize or (lambda raw: raw)
+        if not augment:  # nothing changes between passes: normalise once, not at every batch
+            self.lines = [self.normalize(ln) for ln in self.lines]
+            self.normalize = lambda ready: ready
 
     def distort(self, raw: np.ndarray, rng) -> np.ndarray:
         """A random affine map of a line's (dx, dy) offsets (pen bits unchanged)."""

@@ -39,14 +39,8 @@ class StrokeModel(offsets.NormalizedOffsets, keras.Model):
         self.offset_std = tuple(float(v) for v in offset_std)
 
     # ------------------------------------------------------------ the step and its scan
-
-    def step_weights(self) -> dict:
-        """Every weight the step reads, as tensors: {"lstm": [fused per layer], "head": ..., ...}."""
-        raise NotImplementedError
-
-    def step(self, weights, x, state, context=None):
-        """One time step: x_t (B, 3) -> (hidden h^1..h^N concatenated (B, N*H), new state, window dict or None)."""
-        raise NotImplementedError
+    # Each subclass defines step_weights() -> {"lstm": [fused per layer], "head": ..., ...} and
+    # step(weights, x_t (B, 3), state, context) -> (hidden h^1..h^N (B, N*H), new state, window or None).
 
     def sample_step(self, weights, x, state, noise, bias, context=None):
         """One sampling step: the step, eq. 3, and a point drawn with ``noise`` (B, 4) at ``bias`` (eq. 61-62).

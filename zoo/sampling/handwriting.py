@@ -13,7 +13,6 @@ from keras import ops
 
 from zoo.layers import mixture
 from zoo.sampling import driver
-from zoo.sampling.driver import WRITE_BIAS
 from zoo.sampling.engines import engine_for
 
 
@@ -28,22 +27,12 @@ def sample_unconditional(
     return driver.sample_strokes(engine_for(model, backend, precision), steps=steps, count=count, bias=bias, seed=seed)
 
 
-def write(
-    model,
-    lines,
-    bias: float = WRITE_BIAS,
-    seed: int = 0,
-    prime: tuple[np.ndarray, str] | None = None,
-    style: str | None = None,
-    substitute: bool = False,
-    max_steps_per_char: int = 40,
-    return_alignment: bool = False,
-    backend: str = "auto",
-    precision: str = "float32",
-):
+def write(model, lines, backend: str = "auto", precision: str = "float32", **options):
     """Handwriting for each text in ``lines``, sampled together in one batch.
 
-    Sampling of a line stops by Graves' rule, when the window's weight beyond
+    ``options`` are `zoo.sampling.driver.write`'s, which owns their defaults:
+    ``bias`` (0.75), ``seed`` (0), ``prime``, ``style``, ``substitute``,
+    ``max_steps_per_char`` (40), ``return_alignment``. Sampling of a line stops by Graves' rule, when the window's weight beyond
     the last character exceeds its weight on every character
     (phi(t, U + 1) > phi(t, u) for all u <= U), or after ``max_steps_per_char``
     points per character of that line. ``bias`` (eq. 61-62) is a finite number
@@ -61,10 +50,7 @@ def write(
         >>> lines[0].shape[1]
         3
     """
-    return driver.write(
-        engine_for(model, backend, precision), lines, bias=bias, seed=seed, prime=prime, style=style, substitute=substitute,
-        max_steps_per_char=max_steps_per_char, return_alignment=return_alignment,
-    )
+    return driver.write(engine_for(model, backend, precision), lines, **options)
 
 
 def predictive_params(model, raw_offsets: np.ndarray) -> dict:

@@ -23,5 +23,4 @@ def sample_text(
     ``backend`` picks Keras or onnxruntime as for handwriting (``auto``: onnxruntime
     when the preset carries a current ONNX export); both give the same text for a seed.
     ``precision="int8"``: onnxruntime's int8 graphs (``zoo export --int8``), faster and approximate."""
-    driver.check_text_args(length, temperature)
     yield from driver.sample_text(engine_for(model, backend, precision), prime=prime, length=length, temperature=temperature, seed=seed)
