@@ -52,6 +52,19 @@ def _init_from_preset(name_or_path: str, model_class):
     return model, record
 
 
+def _with_dropout(model, rate: float):
+    """The same network and weights with another dropout rate (it has no weights, so a preset can be fine-tuned with more)."""
+    config = model.get_config()
+    if "dropout" not in config:
+        _fail(f"--dropout applies to the recognizer only; {type(model).__name__} has no dropout")
+    if config["dropout"] == rate:
+        return model
+    rebuilt = type(model).from_config({**config, "dropout": rate})
+    rebuilt.build()
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
 def _warn_ignored_shape_flags(args, model, why: str) -> None:
     """Name the shape flags a resumed (or --init-from) run cannot apply: its model is already built."""
     config = model.get_config()
@@ -116,6 +129,8 @@ def cmd_train(args) -> None:
     if model is None and args.init_from:
         # Fine-tune (or continue) a preset: its weights, alphabet and normalisation, a fresh optimiser.
         model, initialized_from = _init_from_preset(args.init_from, model_class)
+        if args.dropout is not None:
+            model = _with_dropout(model, args.dropout)
         model.compile(optimizer=_optimizer(model_class, args.learning_rate), jit_compile=jit)
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, INIT_RECORD), "w") as f:
@@ -126,7 +141,9 @@ def cmd_train(args) -> None:
         mean, std = data.normalization("train")
         if recognizer:
             # The synthesis alphabet: both are built from the same training transcriptions.
-            model = HandwritingRecognizer(Alphabet.from_texts(train_texts), units=args.units or 128, num_layers=args.layers or 2, offset_mean=mean, offset_std=std)
+            model = HandwritingRecognizer(
+                Alphabet.from_texts(train_texts), units=args.units or 128, num_layers=args.layers or 2, dropout=args.dropout or 0.0, offset_mean=mean, offset_std=std
+            )
         else:
             common = dict(units=args.units or 400, num_layers=args.layers or 3, num_mixtures=args.mixtures or 20, offset_mean=mean, offset_std=std)
             if args.model == "synthesis":
@@ -379,6 +396,7 @@ def add_parsers(sub) -> None:
     xla.add_argument("--no-xla", dest="xla", action="store_false", help="plain graph mode (default on a CPU)")
     s.add_argument("--pad-to", type=int, help="pad batch lengths to a multiple of this (default: 32, or 128 under XLA/JAX)")
     s.add_argument("--no-augment", dest="augment", action="store_false", help="recognizer: train on the lines as written (default: a random scale, slant and rotation of each line, drawn anew every pass)")
+    s.add_argument("--dropout", type=float, help="recognizer: dropout on each BLSTM layer's inputs (default 0; with --init-from it replaces the preset's)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--hardware", help="describe the machine in the preset's metadata")
     text.add_train_arguments(s)
