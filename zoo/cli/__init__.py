@@ -7,7 +7,7 @@ ZOO_DEBUG=1 to see everything.
 One module per command group, each registering its own subparsers with
 ``add_parsers(sub)``: data.py (prepare, download), handwriting.py (train,
 evaluate, sample, density), writing.py (write, read), export.py (export),
-presets.py (presets, publish); text.py holds the text models' side of train,
+presets.py (presets, publish), serve.py (serve: the web page); text.py holds the text models' side of train,
 evaluate and sample. common.py holds what they share. A new command touches
 its group's module only (and COMMAND_GROUPS below for a new group).
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from zoo.cli import data, export, handwriting, presets, writing
+from zoo.cli import data, export, handwriting, presets, serve, writing
 from zoo.cli.common import (  # noqa: F401  (re-exported: bench/ and tests import them from zoo.cli)
     DEFAULT_MODEL,
     DEFAULT_RECOGNIZER,
@@ -36,7 +36,7 @@ from zoo.cli.text import cmd_train_text  # noqa: F401
 from zoo.cli.writing import cmd_read, cmd_write, page_lines  # noqa: F401
 
 # In the order `python -m zoo --help` lists them.
-COMMAND_GROUPS = (data, handwriting, writing, export, presets)
+COMMAND_GROUPS = (data, handwriting, writing, export, presets, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,141 @@
+// The page's Web Worker: runs the preset's exported graphs with onnxruntime-web (wasm backend),
+// off the main thread so that the page stays responsive while it writes.
+//
+// It is the browser's engine and driver of zoo.sampling.driver.write, step for step: encode the
+// lines (with the prime's text before them), teacher-force a style's prime line through the step
+// graph (model.onnx), cap each line, draw the noise, run the whole sampling loop (loop.onnx:
+// the model's step, Graves' stopping rule and the caps, as exported from zoo.sampling.loops),
+// and finish the lines (cut at their ends, denormalise, lift the pen).
+//
+// Messages in:  {type: "load", config, base}                 config: /preset.json
+//               {type: "write", id, lines, bias, seed, style, substitute, noise?}
+// Messages out: {type: "ready", loadMs} | {type: "written", id, offsets, steps, timings} | {type: "error", id?, message}
+
+import * as ort from "./ort/ort.wasm.min.mjs";
+import { Alphabet, encodeLines, finishLines, lineCaps, normalize, samplingNoise, startInput } from "./writing.js";
+
+ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href;
+// One thread, as Python's onnxruntime uses for graphs this small (export.runtime.default_threads);
+// several threads would also need a cross-origin isolated page (SharedArrayBuffer).
+ort.env.wasm.numThreads = 1;
+
+const SESSION_OPTIONS = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+
+let config = null;
+let alphabet = null;
+let base = null;
+let loopSession = null;
+let stepSession = null; // made on the first style: a page that writes without one never loads it
+
+self.onmessage = async (event) => {
+  const message = event.data;
+  try {
+    if (message.type === "load") await load(message);
+    else if (message.type === "write") await write(message);
+  } catch (error) {
+    self.postMessage({ type: "error", id: message.id, message: String(error && error.message ? error.message : error) });
+  }
+};
+
+async function load(message) {
+  const started = performance.now();
+  config = message.config;
+  base = message.base;
+  alphabet = new Alphabet(config.alphabet);
+  loopSession = await ort.InferenceSession.create(new URL(config.graphs.loop, base).href, SESSION_OPTIONS);
+  self.postMessage({ type: "ready", loadMs: performance.now() - started });
+}
+
+async function stepGraph() {
+  if (!stepSession) stepSession = await ort.InferenceSession.create(new URL(config.graphs.step, base).href, SESSION_OPTIONS);
+  return stepSession;
+}
+
+/** The zero state of `count` lines, in the exported graphs' flat layout ({name: shape with "batch"}). */
+function zeroState(count) {
+  const state = {};
+  for (const [name, shape] of Object.entries(config.state)) {
+    const dims = shape.map((d) => (d === "batch" ? count : d));
+    state[name] = new ort.Tensor("float32", new Float32Array(dims.reduce((a, d) => a * d, 1)), dims);
+  }
+  return state;
+}
+
+/** The same row for each of `count` lines: (count, row.length) float32. */
+function repeatRows(row, count) {
+  const data = new Float32Array(row.length * count);
+  for (let b = 0; b < count; b++) data.set(row, b * row.length);
+  return new ort.Tensor("float32", data, [count, row.length]);
+}
+
+/**
+ * Teacher-force a style's prime through the step graph (export.runtime.OnnxModel.teacher_force):
+ * inputs are the start point then the prime's points but its last, the noise zero and the bias 0;
+ * returns the state after them and the next input (the prime's last point).
+ */
+async function teacherForce(prime, state, text, count) {
+  const session = await stepGraph();
+  const { offset_mean: mean, offset_std: std } = config;
+  const points = normalize(Float32Array.from(prime.offsets.flat()), mean, std);
+  const still = new ort.Tensor("float32", new Float32Array(count * 4), [count, 4]);
+  const bias = new ort.Tensor("float32", new Float32Array([0]), []);
+  let x = repeatRows(startInput(mean, std), count);
+  const last = points.length / 3 - 1;
+  for (let t = 0; t <= last; t++) {
+    const out = await session.run({ x, ...state, text, noise: still, bias });
+    state = Object.fromEntries(Object.keys(state).map((name) => [name, out[`${name}_next`]]));
+    x = repeatRows(points.subarray(3 * t, 3 * t + 3), count);
+  }
+  return { state, x };
+}
+
+async function write({ id, lines, bias, seed, style, substitute, noise }) {
+  const timings = {};
+  let started = performance.now();
+  const prime = style ? config.styles.find((s) => s.name === style) : null;
+  if (style && !prime) throw new Error(`no style ${JSON.stringify(style)}; this model's styles are: ${config.styles.map((s) => s.name).join(", ") || "none"}`);
+  const texts = prime ? lines.map((line) => `${prime.text} ${line}`) : lines;
+  const count = texts.length;
+  const { ids, padded, width } = encodeLines(alphabet, texts, substitute);
+  const text = new ort.Tensor("int32", padded, [count, width]);
+  const { offset_mean: mean, offset_std: std } = config;
+
+  let state = zeroState(count);
+  let x = repeatRows(startInput(mean, std), count);
+  if (prime) {
+    ({ state, x } = await teacherForce(prime, state, text, count));
+    timings.primeMs = performance.now() - started;
+    started = performance.now();
+  }
+
+  const caps = lineCaps(ids.map((i) => i.length), prime ? prime.text : null, config.max_steps_per_char);
+  const capMax = Math.max(...caps);
+  let noiseData;
+  if (noise) {
+    // Noise given by the page's test hook (numpy's, for the parity test): its first capMax steps.
+    if (noise.count !== count || noise.steps < capMax) {
+      throw new Error(`the given noise is (${noise.steps}, ${noise.count}, 4); these lines need (>= ${capMax}, ${count}, 4)`);
+    }
+    noiseData = noise.data.subarray(0, capMax * count * 4);
+  } else {
+    noiseData = samplingNoise(capMax, count, seed);
+  }
+
+  const feeds = {
+    x,
+    ...state,
+    text,
+    noise: new ort.Tensor("float32", noiseData, [capMax, count, 4]),
+    bias: new ort.Tensor("float32", new Float32Array([bias]), []),
+    caps: new ort.Tensor("int32", caps, [count]),
+  };
+  const out = await loopSession.run(feeds, ["points", "ends"]);
+  timings.loopMs = performance.now() - started;
+  const ends = out.ends.data;
+  const offsets = finishLines(out.points.data, count, ends, mean, std);
+  const steps = out.points.dims[0];
+  self.postMessage(
+    { type: "written", id, offsets, ends: Array.from(ends), steps, timings },
+    offsets.map((o) => o.buffer),
+  );
+}
