@@ -1,0 +1,55 @@
+"""bench/train_throughput.py: one JSON object, real points per second, and the side-by-side timing of another commit."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, make_iam_folder
+from zoo.data.cache import prepare
+
+BENCH = os.path.join(REPO, "bench", "train_throughput.py")
+
+
+@pytest.fixture(scope="module")
+def small_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("iam")
+    make_iam_folder(str(root), lines_per_form=4)  # 16 training lines
+    out = str(root / "cache.npz")
+    prepare(str(root), out, progress=False)
+    return out
+
+
+def bench(*args, cwd=REPO):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    tiny = ["--units", "8", "--layers", "2", "--mixtures", "2", "--window-components", "2", "--batch-size", "4", "--warmup", "1", "--batches", "2"]
+    done = subprocess.run([sys.executable, BENCH, *tiny, *args, "--json"], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)  # nothing else on stdout
+
+
+def worktrees() -> str:
+    return subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not os.path.isdir(os.path.join(REPO, ".git")), reason="needs a git checkout")
+def test_compare_commit_times_both_codes_on_the_same_batches_and_weights(small_cache):
+    before = worktrees()
+    result = bench("--data", small_cache, "--compare-commit", "HEAD")
+    for key in ("real_points_per_s", "baseline_real_points_per_s", "ratio", "loss_diff", "commit", "baseline_commit"):
+        assert key in result, key
+    assert result["real_points"] > 0 and result["padded_points"] >= result["real_points"]
+    assert result["weights_copied"] and result["loss_agrees"]
+    # HEAD's code on the same batches from the same weights: the same loss, and a throughput of the same order.
+    assert result["loss_rel_diff"] < 1e-4
+    assert 0.2 < result["ratio"] < 5.0
+    assert worktrees() == before  # the temporary worktree is gone
+
+
+def test_prediction_network_alone(small_cache):
+    result = bench("--data", small_cache, "--model", "prediction")
+    assert result["model"] == "prediction" and result["real_points_per_s"] > 0
+    assert "ratio" not in result
