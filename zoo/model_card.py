@@ -292,9 +292,19 @@ def recognizer_card(name: str, config: dict, meta: dict) -> str:
         if isinstance(other, dict) and "cer" in other:
             rows.append(f"| {key} | CER {100 * other['cer']:.1f}%, WER {100 * other['wer']:.1f}% ({other.get('lines', '?')} lines, {other.get('decoding', 'greedy')}) |")
     if "epochs" in meta:
+        dropout = f", dropout {config['dropout']:g} on the BLSTM inputs" if config.get("dropout") else ""
         rows.append(
             f"| training | {meta['epochs']} epochs of {meta.get('steps_per_epoch', '?')} batches of {meta.get('batch_size', '?')}, "
-            f"{meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('hardware', '?')}; Adam lr {meta.get('learning_rate', float('nan')):g}, CTC loss |"
+            f"{meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('hardware', '?')}; Adam lr {meta.get('learning_rate', float('nan')):g} at the end, CTC loss"
+            f"{dropout} |"
+        )
+    prev = meta.get("initialized_from")
+    if prev:  # a fine-tuning leg: the earlier training counts too
+        minutes = (prev.get("train_seconds") or 0) / 60
+        rows.append(
+            f"| started from | {os.path.basename(str(prev.get('preset', '?')))} as of {prev.get('created', '?')}: {prev.get('epochs', '?')} epochs, "
+            f"{minutes:.1f} min, CER {100 * prev.get('evaluation', {}).get('cer', float('nan')):.1f}%; in all "
+            f"{(prev.get('epochs') or 0) + meta.get('epochs', 0)} epochs, {(minutes + meta.get('train_seconds', 0) / 60) / 60:.1f} h |"
         )
     table = "\n".join(rows)
     return f"""# {name}
