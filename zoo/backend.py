@@ -8,8 +8,66 @@ on TensorFlow, its JAX substrate from ``tfp-nightly`` on JAX).
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import threading
 
 import keras
+
+CPU_DEVICES_VARIABLE = "ZOO_CPU_DEVICES"
+_cpu_devices_configured = None  # the count set up by configure_cpu_devices, once per process
+
+
+def configure_cpu_devices(count: int | None = None) -> int | None:
+    """Split the CPU into ``count`` logical devices (default: ``$ZOO_CPU_DEVICES``) for either backend.
+
+    Data-parallel training (zoo/distribute.py) then has several devices on a laptop or
+    a CI machine: TensorFlow gets N logical CPUs (``tf.config.set_logical_device_configuration``),
+    JAX N host devices (``jax_num_cpu_devices``, the option behind
+    ``XLA_FLAGS=--xla_force_host_platform_device_count``). Both must be set before the
+    backend starts its runtime, so this runs when this module is first imported (every
+    model, layer and command imports it before computing anything). Returns the count,
+    or None when nothing was asked."""
+    global _cpu_devices_configured
+    if count is None:
+        text = os.environ.get(CPU_DEVICES_VARIABLE, "").strip()
+        if not text:
+            return None
+        try:
+            count = int(text)
+        except ValueError:
+            raise ValueError(f"{CPU_DEVICES_VARIABLE}={text!r}: give a whole number of logical CPU devices, such as 2") from None
+    if count < 1:
+        raise ValueError(f"{CPU_DEVICES_VARIABLE}={count}: give at least 1 logical CPU device")
+    if _cpu_devices_configured == count:
+        return count
+    backend = name()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+        elif backend == "jax":
+            import jax
+
+            jax.config.update("jax_num_cpu_devices", count)
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            if count > 1 and count >= cores:
+                # Seen here (jaxlib 0.10.2, 2 cores): both devices' steps solved the mixture's triangular
+                # systems (LAPACK strsm) at once, each on a thread of the one pool of 2, and each waited for
+                # work queued behind the other: a 3x400 step of 16 lines x 256 points per device never ended.
+                print(
+                    f"warning: {CPU_DEVICES_VARIABLE}={count} on {cores} cores: JAX's CPU kernels can deadlock when every "
+                    "core waits inside one device's step (seen with large batches); give fewer logical devices than cores, "
+                    "or run one process per device (--coordinator)",
+                    file=sys.stderr,
+                )
+    except RuntimeError as exc:  # the runtime had started already (TensorFlow or JAX computed something first)
+        print(f"warning: {CPU_DEVICES_VARIABLE}={count} ignored: the {backend} runtime had already started ({exc})", file=sys.stderr)
+        return None
+    _cpu_devices_configured = count
+    return count
 
 
 def name() -> str:
@@ -37,6 +95,9 @@ def tfd():
     return tfp().distributions
 
 
+configure_cpu_devices()  # $ZOO_CPU_DEVICES, before either backend starts its runtime
+
+
 def has_gpu() -> bool:
     backend = name()
     if backend == "tensorflow":
@@ -51,8 +112,12 @@ def has_gpu() -> bool:
 
 
 def default_jit_compile() -> bool:
-    """XLA on a GPU; plain graph mode on a CPU, where XLA measured slower."""
-    return has_gpu()
+    """XLA on a GPU; on a CPU TensorFlow's plain graph mode, where XLA measured slower.
+
+    JAX has no graph mode: without ``jax.jit`` Keras dispatches a train step op by op
+    (a 1x6 text model took 3 s a step on this CPU, 0.05 s jitted), and under
+    ``keras.distribution`` each op would be a program of its own over all the devices."""
+    return name() == "jax" or has_gpu()
 
 
 def compile_function(fn, jit_compile: bool | None = None):
@@ -181,12 +246,29 @@ def fit_data(data, repeat: bool = False):
         data[0],
     )
 
+    # tf.data may start the generator more than once and drop an instance that already read
+    # ahead (MirroredStrategy's distributed dataset does: a first iterator reads four batches and
+    # is discarded). So each instance keeps its own position, starting where the stream stood,
+    # and reads batch i of its epoch under a lock, instead of advancing the shared stream.
+    start = getattr(data, "epoch", None)
+    lock = threading.Lock()
+
     def batches():
+        epoch = start
         while True:
             for i in range(len(data)):
-                yield data[i]
+                if epoch is None:
+                    yield data[i]
+                    continue
+                with lock:
+                    data.epoch = epoch
+                    batch = data[i]
+                yield batch
             if not repeat:
                 return
-            data.on_epoch_end()
+            if epoch is None:
+                data.on_epoch_end()
+            else:
+                epoch += 1
 
     return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)

@@ -95,8 +95,35 @@ def _optimizer(model_class, learning_rate):
     return GravesRMSprop(learning_rate=learning_rate or 1e-4)
 
 
+def _fit_on_several_processes(model, train_data, val_data, args, unit: str):
+    """`_fit_keeping_best` for a run of several processes (JAX; zoo/distribute.py).
+
+    All of them train in step (only the chief writes files); then each leaves the
+    distributed runtime and the chief goes on alone with a copy of the weights: the best
+    epoch's, and loss.png. Returns (run state, the chief's model), or (None, None) on the others."""
+    import contextlib
+
+    from zoo import distribute
+    from zoo.render.figures import plot_loss_curve
+    from zoo.training import trainer
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Keras' progress bar: stdout carries only the JSON result
+            state = trainer.fit(model, train_data, val_data, args.out, epochs=args.epochs, patience=args.patience, time_budget=args.time_budget)
+    except trainer.TrainingDiverged as exc:
+        _fail(str(exc))
+    model = distribute.finish(model)
+    if model is None:
+        return None, None
+    best = os.path.join(args.out, trainer.BEST_WEIGHTS)
+    if os.path.isfile(best):
+        model.load_weights(best)
+    plot_loss_curve(state["history"], os.path.join(args.out, "loss.png"), reference=None, unit=unit)
+    return state, model
+
+
 def cmd_train(args) -> None:
-    from zoo.configs import TEXT_MODELS
+    from zoo.configs import HANDWRITING_MODELS, TEXT_MODELS, apply_recipe
 
     if args.model in TEXT_MODELS:
         return text.cmd_train_text(args)
@@ -104,7 +131,7 @@ def cmd_train(args) -> None:
         _fail("--data is required to train a handwriting model: an IAM-OnDB folder or a cache made by `prepare`")
     import keras
 
-    from zoo import backend, model_card, presets
+    from zoo import backend, distribute, model_card, presets
     from zoo.data.alphabet import Alphabet
     from zoo.data.cache import TRAIN_SPLITS, load_handwriting
     from zoo.data.pipeline import batches_for
@@ -114,8 +141,13 @@ def cmd_train(args) -> None:
 
     model_class = {"prediction": HandwritingPredictor, "synthesis": HandwritingSynthesizer, "recognizer": HandwritingRecognizer}[args.model]
     recognizer = model_class is HandwritingRecognizer
+    # Flags left out take the named config's recipe (zoo/configs.py); a resumed run keeps its own
+    # (annealed) rate and a fine-tuned preset its dropout unless given here.
+    given_learning_rate, given_dropout = args.learning_rate, args.dropout
+    apply_recipe(args, args.model)
     # A run folder of another kind is refused before any data is read or any epoch trained.
     trainer.check_resumable(args.out, model_class.__name__, f"train {args.model}")
+    plan = distribute.setup_from_args(args)  # --distribute: before the backend computes anything
     keras.utils.set_random_seed(args.seed)
     jit = backend.default_jit_compile() if args.xla is None else args.xla
     data = load_handwriting(args.data)
@@ -124,13 +156,13 @@ def cmd_train(args) -> None:
     train_raw, val_raw = [data.line(i) for i in train_idx], [data.line(i) for i in val_idx]
     train_texts, val_texts = [data.texts[i] for i in train_idx], [data.texts[i] for i in val_idx]
 
-    model = trainer.resume(args.out, jit_compile=jit, new_learning_rate=args.learning_rate)
+    model = trainer.resume(args.out, jit_compile=jit, new_learning_rate=given_learning_rate)
     initialized_from = None
     if model is None and args.init_from:
         # Fine-tune (or continue) a preset: its weights, alphabet and normalisation, a fresh optimiser.
         model, initialized_from = _init_from_preset(args.init_from, model_class)
-        if args.dropout is not None:
-            model = _with_dropout(model, args.dropout)
+        if given_dropout is not None:
+            model = _with_dropout(model, given_dropout)
         model.compile(optimizer=_optimizer(model_class, args.learning_rate), jit_compile=jit)
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, INIT_RECORD), "w") as f:
@@ -139,15 +171,19 @@ def cmd_train(args) -> None:
         _warn_ignored_shape_flags(args, model, "--init-from")
     elif model is None:
         mean, std = data.normalization("train")
+        shape = HANDWRITING_MODELS[args.model]
         if recognizer:
             # The synthesis alphabet: both are built from the same training transcriptions.
             model = HandwritingRecognizer(
-                Alphabet.from_texts(train_texts), units=args.units or 128, num_layers=args.layers or 2, dropout=args.dropout or 0.0, offset_mean=mean, offset_std=std
+                Alphabet.from_texts(train_texts), units=args.units or shape["units"], num_layers=args.layers or shape["num_layers"], dropout=args.dropout, offset_mean=mean, offset_std=std
             )
         else:
-            common = dict(units=args.units or 400, num_layers=args.layers or 3, num_mixtures=args.mixtures or 20, offset_mean=mean, offset_std=std)
+            common = dict(
+                units=args.units or shape["units"], num_layers=args.layers or shape["num_layers"], num_mixtures=args.mixtures or shape["num_mixtures"],
+                offset_mean=mean, offset_std=std,
+            )
             if args.model == "synthesis":
-                model = HandwritingSynthesizer(Alphabet.from_texts(train_texts), window_components=args.window_components or 10, **common)
+                model = HandwritingSynthesizer(Alphabet.from_texts(train_texts), window_components=args.window_components or shape["window_components"], **common)
             else:
                 model = HandwritingPredictor(**common)
         model.build()
@@ -163,13 +199,23 @@ def cmd_train(args) -> None:
         augment=recognizer and args.augment,
     )
     val_data = batches_for(model, val_raw, val_texts, batch_size=args.batch_size, pad_to=pad_to, shuffle=False)
+    # Several devices: this process's lines of every global batch, and TensorFlow's replica steps.
+    train_data, val_data = distribute.shard(train_data, training=True), distribute.shard(val_data)
+    distribute.prepare(model)
     print(
         f"{len(train_raw)} training lines, {len(val_raw)} {args.validation_split} lines; "
         f"padding {100 * train_data.padding_fraction():.1f}%; {model.count_params():,} weights; "
-        f"backend {backend.name()}, XLA {'on' if jit else 'off'}",
+        f"backend {backend.name()}, XLA {'on' if jit else 'off'}" + (f", data-parallel over {plan.devices} devices in {plan.num_processes} process(es)" if plan else ""),
         file=sys.stderr,
     )
-    state = _fit_keeping_best(model, train_data, val_data, args, unit="CTC nats per line" if recognizer else "nats per line")
+    unit = "CTC nats per line" if recognizer else "nats per line"
+    if plan is not None and plan.num_processes > 1:
+        state, model = _fit_on_several_processes(model, train_data, val_data, args, unit)
+        if model is None:
+            return  # not the chief: the chief writes the preset
+    else:
+        state = _fit_keeping_best(model, train_data, val_data, args, unit=unit)
+        model = distribute.finish(model)  # one device from here: evaluation and the preset
     if recognizer:
         evaluation = evaluate_recognizer(model, val_raw, val_texts, batch_size=args.batch_size)
     else:
@@ -188,6 +234,7 @@ def cmd_train(args) -> None:
         "learning_rate": trainer.learning_rate(model),
         "normalization": {"offset_mean": list(model.offset_mean), "offset_std": list(model.offset_std)},
         **_run_record(state, args, jit),
+        **({"distribution": plan.describe()} if plan else {}),
     }
     if initialized_from or os.path.isfile(os.path.join(args.out, INIT_RECORD)):
         meta["initialized_from"] = initialized_from or json.load(open(os.path.join(args.out, INIT_RECORD)))
@@ -377,16 +424,16 @@ def add_parsers(sub) -> None:
     s.add_argument("--mixtures", type=int, help="mixture components M (default: 20; a resumed run keeps its own)")
     s.add_argument("--window-components", type=int, help="synthesis: Gaussians K of the soft window (default: 10; a resumed run keeps its own)")
     s.add_argument("--styles", type=int, default=6, help="synthesis: real lines stored with the preset as named styles")
-    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--batch-size", type=int, help="lines (text: streams) per batch (default: the named config's recipe, 32)")
     s.add_argument("--epochs", type=int, default=1000, help="upper bound; early stopping ends the run first")
-    s.add_argument("--steps-per-epoch", type=int, help="batches per epoch, i.e. between checkpoints (default: one pass)")
+    s.add_argument("--steps-per-epoch", type=int, help="batches per epoch, i.e. between checkpoints (default: the recipe's, else one pass)")
     s.add_argument("--patience", type=int, default=10, help="epochs without improvement on the validation split before stopping")
     s.add_argument(
         "--init-from",
         metavar="PRESET",
         help="handwriting: start a new run from a preset's weights (fine-tuning, or continuing a shipped model) instead of from scratch",
     )
-    s.add_argument("--learning-rate", type=float, help="default: 1e-4 (handwriting, Graves RMSProp); text: 0.01 (SGD), 2e-3 (Adam); when resuming, a given rate replaces the checkpoint's (annealing)")
+    s.add_argument("--learning-rate", type=float, help="default: the named config's recipe (zoo/configs.py: handwriting 1e-4 Graves RMSProp, recognizer 1e-3 Adam; text per config); when resuming, a given rate replaces the checkpoint's (annealing)")
     s.add_argument("--time-budget", type=float, help="stop after this many seconds of training in all, over resumed sessions too (checked after every batch)")
     s.add_argument("--validation-split", default="testset_v")
     s.add_argument("--max-train-lines", type=int, help="use only the first N training lines (quick runs)")
@@ -399,6 +446,18 @@ def add_parsers(sub) -> None:
     s.add_argument("--dropout", type=float, help="recognizer: dropout on each BLSTM layer's inputs (default 0; with --init-from it replaces the preset's)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--hardware", help="describe the machine in the preset's metadata")
+    d = s.add_argument_group(
+        "several devices",
+        "--batch-size stays the global batch, split by lines over the devices; the steps equal one device's (zoo/distribute.py). "
+        "ZOO_CPU_DEVICES=N splits the CPU into N logical devices to try it.",
+    )
+    d.add_argument(
+        "--distribute", choices=["data-parallel"],
+        help="train on every local device (GPUs, TPUs, or logical CPUs): JAX keras.distribution.DataParallel, TensorFlow MirroredStrategy",
+    )
+    d.add_argument("--coordinator", metavar="HOST:PORT", help="JAX: several processes (hosts): process 0's address, the same for all")
+    d.add_argument("--num-processes", type=_positive_int, metavar="N", help="JAX: how many processes train together")
+    d.add_argument("--process-id", type=int, metavar="I", help="JAX: this process's index, 0 to N-1; process 0 writes the checkpoints and the preset")
     text.add_train_arguments(s)
     s.set_defaults(func=cmd_train)
 

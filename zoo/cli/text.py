@@ -19,8 +19,8 @@ def cmd_train_text(args) -> None:
     """A text model (Graves sec. 3) on a file, by truncated BPTT with the state carried."""
     import keras
 
-    from zoo import backend, model_card, presets
-    from zoo.configs import TEXT_MODELS
+    from zoo import backend, distribute, model_card, presets
+    from zoo.configs import TEXT_MODELS, apply_recipe
     from zoo.data.pipeline import TextStreams
     from zoo.data.text import TextDataError, Vocabulary, read_corpus, split_corpus
     from zoo.evaluation import evaluate_text
@@ -31,7 +31,16 @@ def cmd_train_text(args) -> None:
     if not args.train_file:
         _fail(f"--train-file FILE is required to train {args.model} (PTB, enwik8 and text8 come from `python -m zoo download NAME`)")
     config = TEXT_MODELS[args.model]
+    # Flags left out take the named config's measured recipe (zoo/configs.py). Only a rate given
+    # here replaces a resumed run's own (annealed) rate.
+    given_learning_rate = args.learning_rate
+    recipe = apply_recipe(args, args.model)
+    if args.adaptive_weight_noise:
+        args.weight_noise = 0.0  # learned noise replaces the recipe's fixed sigma
+    if given_learning_rate is None and args.optimizer != recipe["optimizer"]:
+        args.learning_rate = 0.01 if args.optimizer == "sgd" else 2e-3  # the recipe's rate belongs to its own optimizer
     trainer.check_resumable(args.out, "CarriedState", f"train {args.model}")  # before the corpus is read
+    plan = distribute.setup_from_args(args)  # --distribute: before the backend computes anything
     level = args.level or config["level"]
     keras.utils.set_random_seed(args.seed)
     jit = backend.default_jit_compile() if args.xla is None else args.xla
@@ -49,8 +58,8 @@ def cmd_train_text(args) -> None:
             held_out = "last 5% of the train file"
     except TextDataError as exc:
         _fail(str(exc))
-    lr = args.learning_rate or (0.01 if args.optimizer == "sgd" else 2e-3)
-    wrapper = trainer.resume(args.out, jit_compile=jit, new_learning_rate=args.learning_rate)
+    lr = args.learning_rate
+    wrapper = trainer.resume(args.out, jit_compile=jit, new_learning_rate=given_learning_rate)
     if wrapper is None:
         vocab = Vocabulary.build(train_corpus, level, max_size=args.vocab_size or config.get("max_vocab"))
         network = LanguageModel(
@@ -74,15 +83,27 @@ def cmd_train_text(args) -> None:
         train_data = TextStreams(train_ids, wrapper.batch_size, args.seq_length, args.reset_every, args.steps_per_epoch)
         val_batch = max(1, min(wrapper.batch_size, (len(valid_ids) - 1) // args.seq_length))
         val_data = TextStreams(valid_ids, val_batch, args.seq_length)
+        # Several devices: this process's streams (the carried state keeps one row per stream).
+        train_data, val_data = distribute.shard(train_data, training=True, carries_state=True), distribute.shard(val_data)
     except ValueError as exc:
         _fail(str(exc))
+    distribute.prepare(wrapper)
     print(
         f"{len(train_ids):,} training and {len(valid_ids):,} validation symbols ({level}, {len(network.vocabulary)} in the vocabulary); "
         f"{network.count_params():,} weights; {train_data.batches_per_pass} batches of {wrapper.batch_size}x{args.seq_length} per pass; "
-        f"backend {backend.name()}, XLA {'on' if jit else 'off'}",
+        f"backend {backend.name()}, XLA {'on' if jit else 'off'}" + (f", data-parallel over {plan.devices} devices in {plan.num_processes} process(es)" if plan else ""),
         file=sys.stderr,
     )
-    state = _fit_keeping_best(wrapper, train_data, val_data, args, unit="nats per symbol")
+    if plan is not None and plan.num_processes > 1:
+        from zoo.cli.handwriting import _fit_on_several_processes
+
+        state, wrapper = _fit_on_several_processes(wrapper, train_data, val_data, args, unit="nats per symbol")
+        if wrapper is None:
+            return  # not the chief: the chief writes the preset
+    else:
+        state = _fit_keeping_best(wrapper, train_data, val_data, args, unit="nats per symbol")
+        wrapper = distribute.finish(wrapper)  # one device from here: evaluation and the preset
+    network = wrapper.network
     evaluation = evaluate_text(network, valid_ids, seq_length=args.seq_length)
     meta = {
         "model": "LanguageModel",
@@ -98,6 +119,7 @@ def cmd_train_text(args) -> None:
         "optimizer": args.optimizer,
         "learning_rate": trainer.learning_rate(wrapper),
         **_run_record(state, args, jit),
+        **({"distribution": plan.describe()} if plan else {}),
     }
     preset_dir = args.preset_out or os.path.join(args.out, "preset")
     name = os.path.basename(os.path.normpath(preset_dir))
@@ -162,12 +184,12 @@ def add_train_arguments(s) -> None:
     t.add_argument("--valid-file", help="text for early stopping (default: the last 5%% of --train-file, held out)")
     t.add_argument("--level", choices=["char", "byte", "word"], help="symbols (default: the named config's)")
     t.add_argument("--vocab-size", type=int, help="word level: keep the most frequent words (default: the config's, or all)")
-    t.add_argument("--seq-length", type=int, default=100, help="truncated BPTT length; the state is carried across (default: %(default)s)")
-    t.add_argument("--reset-every", type=int, default=100, help="zero the carried state every N sequences (default: %(default)s)")
-    t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="sgd is the paper's, with --momentum (default: %(default)s)")
+    t.add_argument("--seq-length", type=int, help="truncated BPTT length; the state is carried across (default: the named config's recipe)")
+    t.add_argument("--reset-every", type=int, help="zero the carried state every N sequences (default: the recipe's)")
+    t.add_argument("--optimizer", choices=["adam", "sgd"], help="sgd is the paper's, with --momentum (default: the recipe's)")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: %(default)s)")
     noise = t.add_mutually_exclusive_group()
-    noise.add_argument("--weight-noise", type=float, default=0.0, help="Gaussian weight noise sigma per batch of sequences (paper: 0.075)")
+    noise.add_argument("--weight-noise", type=float, help="Gaussian weight noise sigma per batch of sequences (paper: 0.075; default: the recipe's)")
     noise.add_argument("--adaptive-weight-noise", action="store_true", help="learned per-weight noise with a description-length loss (Graves 2011)")
 
 

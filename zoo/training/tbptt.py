@@ -11,10 +11,23 @@ state lives in the checkpoint, a resumed run continues with it.
 
 Evaluation batches (``training=False``) start from zero and leave the carried
 state alone, so validation inside ``fit`` does not disturb the training streams.
+
+Across devices (zoo/distribute.py) the state is passed to the network explicitly, never
+held in ``stateful`` layers: the variables hold one row per stream of the *global* batch,
+whichever devices train it. On JAX the step sees the global batch, so nothing changes; under
+TensorFlow's MirroredStrategy each replica reads its own streams' rows, and the new rows of
+all replicas are gathered into every copy of the variables. A checkpoint therefore holds the
+same state whatever the number of devices that wrote it, and resumes on any number.
+
+The loss is the mean cross-entropy per symbol of the batch, computed here rather than by a
+compiled Keras loss: under MirroredStrategy Keras' losses return each replica's 1 / N share
+of it, which would reach the LSTM derivative clip (sec. 3.1) N times too small.
 """
 
 import keras
 from keras import ops
+
+from zoo import distribute
 
 
 @keras.saving.register_keras_serializable("zoo")
@@ -30,7 +43,11 @@ class CarriedState(keras.Model):
         self.network.build()
         self.carried = []
         for n, (h, c) in enumerate(self.network.zero_state(self.batch_size)):
-            pair = [self.add_weight(name=f"{k}_{n + 1}", shape=ops.shape(h), initializer="zeros", trainable=False) for k in "hc"]
+            # Every replica writes the same gathered rows; TensorFlow takes the first's (JAX ignores this).
+            pair = [
+                self.add_weight(name=f"{k}_{n + 1}", shape=ops.shape(h), initializer="zeros", trainable=False, aggregation="only_first_replica")
+                for k in "hc"
+            ]
             self.carried.append(pair)
         self.built = True
 
@@ -39,12 +56,22 @@ class CarriedState(keras.Model):
         if not training:
             return self.network(ids, training=False)
         keep = 1.0 - ops.cast(reset, "float32")
-        state = [(h * keep, c * keep) for h, c in self.carried]
+        rows = ops.shape(ids)[0]  # this replica's streams (all of them on one device and on JAX)
+        state = [(distribute.replica_rows(h, rows) * keep, distribute.replica_rows(c, rows) * keep) for h, c in self.carried]
         logits, final = self.network(ids, initial_state=state, return_state=True, training=True)
         for (h_var, c_var), (h, c) in zip(self.carried, final):
-            h_var.assign(ops.stop_gradient(h))
-            c_var.assign(ops.stop_gradient(c))
+            h_var.assign(distribute.gather_rows(ops.stop_gradient(h)))
+            c_var.assign(distribute.gather_rows(ops.stop_gradient(c)))
         return logits
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Mean cross-entropy in nats per symbol of the batch's B x T symbols (eq. 13 / (B T)), plus any
+        added loss (adaptive weight noise's description length); see the module's docstring. A loss given
+        to ``compile`` is not used (earlier runs compiled SparseCategoricalCrossentropy, the same mean)."""
+        loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True))
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
 
     def get_config(self):
         return {

@@ -19,6 +19,12 @@ The time budget counts the run folder's training seconds over all its sessions
 and is checked after every batch: an epoch it cuts short is validated and
 checkpointed like any other (its history row records the ``batches`` run), so
 a run stops within about one batch of its budget and resumes from there.
+
+Trained on several processes (zoo/distribute.py), only the chief (process 0) writes
+these files; every process reads the same checkpoint to resume, takes the same
+decisions from the same (global) losses, and takes clock decisions (the time budget)
+from the chief. A process that loses the others stops at once, saying which checkpoint
+a restart resumes from.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import zipfile
 
 import keras
 
-from zoo import atomic, backend
+from zoo import atomic, backend, distribute
 
 CHECKPOINT = "checkpoint.keras"
 STATE = "state.json"
@@ -123,9 +129,10 @@ def check_resumable(run_dir: str, expected, command: str) -> None:
 class RunState(keras.callbacks.Callback):
     """Checkpoint every epoch, early stopping that survives a restart, NaN and time guards."""
 
-    def __init__(self, run_dir, state, monitor="val_loss", patience=10, time_budget=None):
+    def __init__(self, run_dir, state, monitor="val_loss", patience=10, time_budget=None, chief=True):
         super().__init__()
         self.run_dir = run_dir
+        self.chief = chief  # writes the run's files (the others of several processes keep the state in step)
         self.state = state
         self.monitor = monitor
         self.patience = patience
@@ -163,7 +170,8 @@ class RunState(keras.callbacks.Callback):
         # validation pass took last time: Keras then ends the epoch at once (validation,
         # on_epoch_end, a checkpoint of this shorter epoch), so a run stops within one
         # batch of its budget rather than at the end of an epoch that may take minutes.
-        if self.time_budget and self.spent() + self.validation_seconds >= self.time_budget:
+        # Several processes stop at the chief's batch (`distribute.agree`).
+        if self.time_budget and distribute.agree(self.spent() + self.validation_seconds >= self.time_budget):
             self.stop_reason = self._budget_reason()
             self.model.stop_training = True
 
@@ -192,19 +200,22 @@ class RunState(keras.callbacks.Callback):
         st["history"].append(row)
         if value is not None and value < st.get("best", math.inf):
             st["best"], st["best_epoch"], st["wait"] = value, epoch + 1, 0
-            with atomic.replacing(os.path.join(self.run_dir, BEST_WEIGHTS)) as tmp:
-                self.model.save_weights(tmp)
+            if self.chief:
+                with distribute.on_this_process(), atomic.replacing(os.path.join(self.run_dir, BEST_WEIGHTS)) as tmp:
+                    self.model.save_weights(tmp)
         else:
             st["wait"] = st.get("wait", 0) + 1
         if self.patience and st["wait"] >= self.patience:
             self.stop_reason = f"early stopping: no improvement of {self.monitor} for {self.patience} epochs"
             st["stopped"] = self.stop_reason
             self.model.stop_training = True
-        if self.time_budget and st["train_seconds"] >= self.time_budget:
+        if self.time_budget and distribute.agree(st["train_seconds"] >= self.time_budget):
             self.stop_reason = self._budget_reason()
         if self.stop_reason:
             self.model.stop_training = True
-        save_checkpoint(self.model, self.run_dir, st)
+        if self.chief:
+            with distribute.on_this_process():
+                save_checkpoint(self.model, self.run_dir, st)
 
 
 def fit(
@@ -218,15 +229,21 @@ def fit(
     tensorboard: bool = True,
     verbose: int | str = "auto",
 ) -> dict:
-    """Train ``model`` (compiled, or restored by `resume`) and return the run state."""
+    """Train ``model`` (compiled, or restored by `resume`) and return the run state.
+
+    Under a data-parallel plan (zoo/distribute.py) the datasets are this process's
+    shards and the model is replicated; only the chief writes files."""
+    chief = distribute.is_chief()
     os.makedirs(run_dir, exist_ok=True)
     state = load_state(run_dir) or {"epoch": 0, "history": [], "wait": 0}
     if state.get("stopped"):
         return state
     train_data.epoch = state["epoch"]  # the batch stream continues where it stopped
-    run = RunState(run_dir, state, patience=patience, time_budget=time_budget)
-    callbacks = [run, keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True)]
-    if tensorboard:
+    run = RunState(run_dir, state, patience=patience, time_budget=time_budget, chief=chief)
+    callbacks = [run]
+    if chief:
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True))
+    if tensorboard and chief:
         try:
             import tensorboard  # noqa: F401  (the callback needs it and TensorFlow)
             import tensorflow  # noqa: F401
@@ -238,15 +255,21 @@ def fit(
         run.stop_reason = run._budget_reason()  # spent by earlier sessions: train no batch
     elif state["epoch"] < epochs:
         train_stream = backend.fit_data(train_data, repeat=True)
-        model.fit(
-            train_stream,
-            steps_per_epoch=len(train_data) if train_stream is not train_data else None,
-            validation_data=backend.fit_data(val_data),
-            epochs=epochs,
-            initial_epoch=state["epoch"],
-            callbacks=callbacks,
-            verbose=verbose,
-        )
+        try:
+            model.fit(
+                train_stream,
+                steps_per_epoch=len(train_data) if train_stream is not train_data else None,
+                validation_data=backend.fit_data(val_data),
+                epochs=epochs,
+                initial_epoch=state["epoch"],
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+        except BaseException as exc:
+            plan = distribute.current()
+            if plan is not None and plan.num_processes > 1:
+                _abort_process(plan, run_dir, exc)
+            raise
     if run.diverged:
         raise TrainingDiverged(
             f"{run.diverged}. Nothing was saved from the diverged epoch; {os.path.join(run_dir, CHECKPOINT)} "
@@ -254,8 +277,29 @@ def fit(
             "run the same command again to resume from it."
         )
     state["stop_reason"] = run.stop_reason or ("finished" if state["epoch"] >= epochs else None)
-    atomic.write_json(os.path.join(run_dir, STATE), state)
+    if chief:
+        atomic.write_json(os.path.join(run_dir, STATE), state)
     return state
+
+
+def _abort_process(plan, run_dir: str, exc: BaseException) -> None:
+    """One of several processes failed or lost the others (a process was killed, a machine
+    failed): every step needs all of them, so stop now, saying where a restart resumes."""
+    if os.environ.get("ZOO_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    kept = load_state(run_dir)
+    where = (
+        f"{os.path.join(run_dir, CHECKPOINT)} holds the last complete epoch ({kept['epoch']})"
+        if kept
+        else "no epoch was complete, so nothing was saved"
+    )
+    cause = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    distribute.abort(
+        f"training stopped: process {plan.process_index} of {plan.num_processes} lost the others or failed ({cause}). "
+        f"{where}; start all {plan.num_processes} processes again with the same command to resume from it."
+    )
 
 
 def learning_rate(model) -> float:
