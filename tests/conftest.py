@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tarfile
+import time
 
 import numpy as np
 import pytest
@@ -103,3 +105,18 @@ def archive_folder(root, name):
 @pytest.fixture
 def iam_folder(tmp_path):
     return make_iam_folder(str(tmp_path / "iam"))
+
+
+def wait_for_epoch(state_path: str, epoch: int, processes=(), timeout: float = 240.0) -> None:
+    """Wait until a training run's state file says ``epoch`` epochs are checkpointed; fail if any of
+    ``processes`` (subprocess.Popen) exits first or the time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.isfile(state_path):
+            with open(state_path) as f:
+                if json.load(f)["epoch"] >= epoch:
+                    return
+        for proc in processes:
+            assert proc.poll() is None, (proc.communicate()[1] or "")[-2000:]
+        time.sleep(0.2)
+    pytest.fail(f"training wrote no checkpoint of epoch {epoch} in {timeout:g} s")

@@ -208,7 +208,7 @@ if __name__ == "__main__":
 
 import pytest  # noqa: E402
 
-from conftest import make_iam_folder  # noqa: E402
+from conftest import make_iam_folder, wait_for_epoch  # noqa: E402
 
 NEEDS_JAX = pytest.mark.skipif(not JAX_PYTHON, reason="set ZOO_JAX_PYTHON to a Python with jax, keras==3.15.1 and tfp-nightly (.ci/run makes ../jaxenv)")
 
@@ -331,17 +331,8 @@ def test_a_killed_process_stops_the_run_and_a_restart_resumes_it(tmp_path):
     env = jax_env(tmp_path)
     procs = start_processes([*command, "--epochs", "100000"], env)
     state_path = os.path.join(run, trainer.STATE)
-    deadline = time.time() + 240
     try:
-        while time.time() < deadline:
-            if os.path.isfile(state_path):
-                with open(state_path) as f:
-                    if json.load(f)["epoch"] >= 2:
-                        break
-            assert procs[0].poll() is None and procs[1].poll() is None, procs[0].communicate()[1][-2000:]
-            time.sleep(0.2)
-        else:
-            pytest.fail("the two processes wrote no checkpoint in time")
+        wait_for_epoch(state_path, 2, procs)
         procs[1].send_signal(signal.SIGKILL)
         start = time.time()
         _, err = procs[0].communicate(timeout=60)

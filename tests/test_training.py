@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import REPO, make_iam_folder
+from conftest import REPO, make_iam_folder, wait_for_epoch
 import zoo.models  # noqa: F401  (registers the classes load_model needs)
 import zoo.training.graves_rmsprop  # noqa: F401
 from zoo.data.cache import prepare
@@ -36,16 +36,8 @@ def test_killed_run_resumes_where_it_stopped(fixture_cache, tmp_path):
     env = {**os.environ, "PYTHONPATH": REPO}
     proc = subprocess.Popen(zoo_cmd(*args, "--epochs", "10000"), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_path = os.path.join(run, trainer.STATE)
-    deadline = time.time() + 240
     try:
-        while time.time() < deadline:
-            if os.path.isfile(state_path):
-                with open(state_path) as f:
-                    if json.load(f)["epoch"] >= 2:
-                        break
-            time.sleep(0.2)
-        else:
-            pytest.fail("training wrote no checkpoint in time")
+        wait_for_epoch(state_path, 2)
     finally:
         proc.send_signal(signal.SIGKILL)  # kill -9: no chance to clean up
         proc.wait()

@@ -84,15 +84,16 @@ def _warn_ignored_shape_flags(args, model, why: str) -> None:
         print(f"warning: {', '.join(ignored)} ignored: {why} keeps the model as it is; give a new --out to train another", file=sys.stderr)
 
 
-def _optimizer(model_class, learning_rate):
-    """Graves' RMSProp (eq. 38-45) for the handwriting networks of the paper; Adam for the recognizer (CTC)."""
+def _optimizer(model_class, learning_rate: float):
+    """Graves' RMSProp (eq. 38-45) for the handwriting networks of the paper; Adam for the recognizer (CTC).
+    The rate comes from the flag or the named config's recipe (zoo/configs.py)."""
     import keras
 
     if model_class.__name__ == "HandwritingRecognizer":
-        return keras.optimizers.Adam(learning_rate or 1e-3, clipnorm=10.0)
+        return keras.optimizers.Adam(learning_rate, clipnorm=10.0)
     from zoo.training.graves_rmsprop import GravesRMSprop
 
-    return GravesRMSprop(learning_rate=learning_rate or 1e-4)
+    return GravesRMSprop(learning_rate=learning_rate)
 
 
 def _fit_on_several_processes(model, train_data, val_data, args, unit: str):
