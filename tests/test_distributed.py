@@ -7,7 +7,8 @@ included) and optimizer slots must agree within 1e-5. The models are tiny and th
 derivative clips tight (eq. 28, sec. 3.1), so the clips act; the recognizer's Adam has a
 clipnorm that acts too; the text model takes plain SGD steps, which show any error of the
 gradient's scale at once. Devices: two logical CPUs (``ZOO_CPU_DEVICES=2``) on TensorFlow
-(MirroredStrategy) and on JAX (DataParallel), and two JAX processes on 127.0.0.1.
+(MirroredStrategy) and on JAX (DataParallel), and two processes on 127.0.0.1: JAX's joined
+at a coordinator, TensorFlow's workers through TF_CONFIG (MultiWorkerMirroredStrategy).
 
 The device counts are fixed when a backend starts, so each check runs in a process of its
 own: this file, run as a script, is that process (``parity`` or ``processes``), and prints
@@ -151,12 +152,11 @@ def parity(kinds, folder, control):
 
 
 def processes(kinds, folder, coordinator, num_processes, process_id):
-    """This process of several: each kind on all processes' devices; then process 0 alone, on one device, compares."""
-    import jax
-
+    """This process of several: each kind on all processes' devices; then process 0 alone, on one device, compares.
+    JAX processes join at ``coordinator``; TensorFlow workers through TF_CONFIG (then ``coordinator`` is None)."""
     from zoo import distribute
 
-    plan = distribute.setup(coordinator, num_processes, process_id)
+    plan = distribute.setup(coordinator, num_processes if coordinator else None, process_id if coordinator else None)
     several = {kind: train(kind, os.path.join(folder, f"{kind}-processes"), distributed=True) for kind in kinds}
     distribute.reset()
     report = None
@@ -164,7 +164,10 @@ def processes(kinds, folder, coordinator, num_processes, process_id):
         report = {"backend": plan.backend, "devices": plan.devices, "processes": plan.num_processes, "kinds": {}}
         for kind in kinds:
             report["kinds"][kind] = differences(train(kind, os.path.join(folder, f"{kind}-one")), several[kind])
-    jax.distributed.shutdown()
+    if plan.backend == "jax":
+        import jax
+
+        jax.distributed.shutdown()
     return report
 
 
@@ -280,7 +283,18 @@ def free_port() -> int:
 
 
 def start_processes(args, env):
-    """Two processes of one run, joined on a free port of 127.0.0.1."""
+    """Two processes of one run, joined on free ports of 127.0.0.1: JAX's at a coordinator
+    (--coordinator ...), TensorFlow's workers through TF_CONFIG (when env's KERAS_BACKEND says so)."""
+    if env.get("KERAS_BACKEND") == "tensorflow":
+        workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+        return [
+            subprocess.Popen(
+                args,
+                cwd=REPO, env={**env, "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})},
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for i in range(2)
+        ]
     coordinator = f"127.0.0.1:{free_port()}"
     return [
         subprocess.Popen(
@@ -298,27 +312,37 @@ def finish_all(procs, timeout):
     return outs
 
 
-def jax_env(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": REPO, "ZOO_CACHE_DIR": str(tmp_path / "cache")}
+def process_env(tmp_path, backend="jax"):
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": REPO, "ZOO_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("ZOO_CPU_DEVICES", None)  # one device per process
+    env.pop("TF_CONFIG", None)
     return env
 
 
-@NEEDS_JAX
-def test_jax_two_processes_match_one_device(tmp_path):
+# Two processes: JAX's joined at a coordinator, TensorFlow's workers through TF_CONFIG
+# (MultiWorkerMirroredStrategy, with zoo/distribute.py's mends of keras-team/keras#20585).
+BACKENDS = [pytest.param("tensorflow", id="tensorflow-workers"), pytest.param("jax", id="jax-processes", marks=NEEDS_JAX)]
+
+
+def python_for(backend):
+    return JAX_PYTHON if backend == "jax" else sys.executable
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_processes_match_one_device(tmp_path, backend):
     """Lines and text streams split over two processes: the first steps are one device's."""
-    procs = start_processes([JAX_PYTHON, __file__, "processes", "--folder", str(tmp_path), "--kinds", "prediction", "text"], jax_env(tmp_path))
+    procs = start_processes([python_for(backend), __file__, "processes", "--folder", str(tmp_path), "--kinds", "prediction", "text"], process_env(tmp_path, backend))
     (out, _), _ = finish_all(procs, timeout=400)
     lines = [ln for ln in out.splitlines() if ln.startswith("REPORT ")]
     assert lines, out[-2000:]
     report = json.loads(lines[-1][len("REPORT "):])
-    assert report["processes"] == 2
+    assert report["processes"] == 2 and report["backend"] == backend
     assert_parity(report, devices=2, kinds=("prediction", "text"))
 
 
-@NEEDS_JAX
-def test_a_killed_process_stops_the_run_and_a_restart_resumes_it(tmp_path):
-    """`zoo train char-small --distribute data-parallel` on two JAX processes: kill -9 one mid-run; the
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_killed_process_stops_the_run_and_a_restart_resumes_it(tmp_path, backend):
+    """`zoo train char-small --distribute data-parallel` on two processes: kill -9 one mid-run; the
     other stops at once, saying where to resume; both started again finish the run from the last
     checkpoint, every epoch once."""
     from zoo.training import trainer
@@ -326,9 +350,9 @@ def test_a_killed_process_stops_the_run_and_a_restart_resumes_it(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(" ".join(["the quick brown fox jumps over the lazy dog"] * 80) + "\n")
     run = str(tmp_path / "run")
-    command = [JAX_PYTHON, "-m", "zoo", "train", "char-small", "--train-file", str(corpus), "--out", run, "--units", "6", "--layers", "1",
+    command = [python_for(backend), "-m", "zoo", "train", "char-small", "--train-file", str(corpus), "--out", run, "--units", "6", "--layers", "1",
                "--batch-size", "4", "--seq-length", "8", "--steps-per-epoch", "1", "--patience", "0", "--distribute", "data-parallel"]
-    env = jax_env(tmp_path)
+    env = process_env(tmp_path, backend)
     procs = start_processes([*command, "--epochs", "100000"], env)
     state_path = os.path.join(run, trainer.STATE)
     try:
@@ -356,8 +380,9 @@ def test_a_killed_process_stops_the_run_and_a_restart_resumes_it(tmp_path):
         state = json.load(f)
     assert state["epoch"] == target and [h["epoch"] for h in state["history"]] == list(range(1, target + 1))
     assert json.loads(outs[0][0])["epochs"] == target and outs[1][0] == ""  # the chief alone reports and writes the preset
+    engine = "keras.distribution.DataParallel" if backend == "jax" else "tf.distribute.MultiWorkerMirroredStrategy"
     with open(os.path.join(run, "preset", "metadata.json")) as f:
-        assert json.load(f)["distribution"] == {"mode": "data-parallel", "engine": "keras.distribution.DataParallel", "replicas": 2, "processes": 2}
+        assert json.load(f)["distribution"] == {"mode": "data-parallel", "engine": engine, "replicas": 2, "processes": 2}
 
 
 def keras_checkpoint_loads(run) -> bool:
@@ -420,7 +445,7 @@ def test_sharded_streams_must_split_and_the_batch_size_must_divide():
         streams[0]
 
 
-def test_flags_need_distribute_and_tensorflow_refuses_several_workers(monkeypatch):
+def test_flags_need_distribute_and_tf_config_is_checked(monkeypatch):
     from zoo import distribute
     from zoo.cli import build_parser
 
@@ -432,7 +457,15 @@ def test_flags_need_distribute_and_tensorflow_refuses_several_workers(monkeypatc
     args = parse(["train", "--out", "x", "--distribute", "data-parallel", "--coordinator", "127.0.0.1:1234"])
     with pytest.raises(ValueError, match="need all three"):
         distribute.setup_from_args(args)
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}))
-    with pytest.raises(ValueError, match="keras-team/keras#20585"):
-        distribute.setup_from_args(parse(["train", "--out", "x", "--distribute", "data-parallel"]))
+    # On TensorFlow (this process) workers join through TF_CONFIG, not the JAX flags.
+    args = parse(["train", "--out", "x", "--distribute", "data-parallel", "--coordinator", "a:1", "--num-processes", "2", "--process-id", "0"])
+    with pytest.raises(ValueError, match="TensorFlow workers join through TF_CONFIG"):
+        distribute.setup_from_args(args)
+    for bad in ("{not json", json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}),
+                json.dumps({"cluster": {"worker": ["a:1"], "ps": ["b:1"]}, "task": {"type": "worker", "index": 0}})):
+        monkeypatch.setenv("TF_CONFIG", bad)
+        with pytest.raises(ValueError, match="TF_CONFIG must name the cluster's workers and this task"):
+            distribute.setup_from_args(parse(["train", "--out", "x", "--distribute", "data-parallel"]))
     assert distribute.current() is None  # nothing was set up
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["c:1"], "worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}))
+    assert distribute.tensorflow_task() == (2, 3)

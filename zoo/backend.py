@@ -271,4 +271,9 @@ def fit_data(data, repeat: bool = False):
             else:
                 epoch += 1
 
-    return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
+    # Several TensorFlow workers each read every global batch and keep their own rows of it
+    # (zoo/distribute.py); a generator cannot be sharded by files, which AUTO would try first.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)

@@ -3,6 +3,8 @@
     python -m zoo train ... --distribute data-parallel                 # every local device
     python -m zoo train ... --distribute data-parallel \\
         --coordinator HOST:PORT --num-processes N --process-id I       # JAX: N processes (hosts)
+    TF_CONFIG='{"cluster": {"worker": ["h0:2222", "h1:2222"]}, "task": {"type": "worker", "index": 0}}' \\
+        python -m zoo train ... --distribute data-parallel             # TensorFlow: N workers
     ZOO_CPU_DEVICES=2 python -m zoo train ... --distribute data-parallel   # two logical CPUs
 
 ``--batch-size`` stays the global batch: every step trains on the same lines as one
@@ -32,9 +34,14 @@ train step installed here (`prepare`) instead
    it (clipnorm) and applies it (Graves' RMSProp, eq. 38-45) as one device does; the
    optimizer's own summing across replicas is turned off for it, the sum being done.
 
-Several TensorFlow workers (``TF_CONFIG``) are refused: `MultiWorkerMirroredStrategy` with
-`model.fit` fails in Keras 3 (keras-team/keras#20585) and would need a training loop of
-its own; several processes train on JAX.
+Several TensorFlow workers join through ``TF_CONFIG`` (`MultiWorkerMirroredStrategy`, the
+same replica step). Keras 3's `model.fit` fails under it as it stands (keras-team/keras#20585):
+before the first step it averages a batch across the workers to build the model, and after
+every step it reduces each logged value along an axis 0 that a scalar lacks. `prepare`
+mends both on the model instance: the model is built from this worker's own part of the
+batch, and the steps log their (already synchronised) values as vectors of one. Every
+worker reads the whole global batch, and tf.data's DATA sharding gives each its rows (the
+first worker the first rows, as `replica_rows` expects); one replica per worker on CPUs.
 
 Only the chief (process 0) writes checkpoints, logs and presets (zoo/training/trainer.py
 asks `is_chief`); every process resumes from the same run folder, so it must be on storage
@@ -47,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -56,11 +64,10 @@ import numpy as np
 
 from zoo import backend
 
-MULTI_WORKER_TENSORFLOW = (
-    "several TensorFlow workers (TF_CONFIG or --coordinator) are not supported: MultiWorkerMirroredStrategy "
-    "with model.fit fails in Keras 3 (keras-team/keras#20585). Train on several processes or hosts with "
-    "KERAS_BACKEND=jax and --coordinator HOST:PORT --num-processes N --process-id I, or unset TF_CONFIG "
-    "to train on this machine's devices"
+COORDINATOR_ON_TENSORFLOW = (
+    "--coordinator, --num-processes and --process-id join JAX processes (KERAS_BACKEND=jax); TensorFlow "
+    "workers join through TF_CONFIG: set it to '{\"cluster\": {\"worker\": [\"HOST0:PORT\", \"HOST1:PORT\"]}, "
+    "\"task\": {\"type\": \"worker\", \"index\": I}}' on worker I and give only --distribute data-parallel"
 )
 
 
@@ -78,9 +85,17 @@ class Plan:
     def is_chief(self) -> bool:
         return self.process_index == 0
 
+    @property
+    def tensorflow_workers(self) -> bool:
+        """Several TensorFlow processes (MultiWorkerMirroredStrategy)."""
+        return self.backend == "tensorflow" and self.num_processes > 1
+
     def describe(self) -> dict:
         """What a preset's metadata records about the run's devices."""
-        engine = "keras.distribution.DataParallel" if self.backend == "jax" else "tf.distribute.MirroredStrategy"
+        if self.backend == "jax":
+            engine = "keras.distribution.DataParallel"
+        else:
+            engine = "tf.distribute.MultiWorkerMirroredStrategy" if self.tensorflow_workers else "tf.distribute.MirroredStrategy"
         return {"mode": "data-parallel", "engine": engine, "replicas": self.devices, "processes": self.num_processes}
 
 
@@ -124,8 +139,8 @@ def setup(coordinator: str | None = None, num_processes: int | None = None, proc
     if name == "jax":
         _current = _setup_jax(coordinator, num_processes, process_id)
     elif name == "tensorflow":
-        if coordinator is not None or os.environ.get("TF_CONFIG"):
-            raise ValueError(MULTI_WORKER_TENSORFLOW)
+        if coordinator is not None:
+            raise ValueError(COORDINATOR_ON_TENSORFLOW)
         _current = _setup_tensorflow()
     else:
         raise RuntimeError(f"data-parallel training needs KERAS_BACKEND=jax or tensorflow, not {name!r}")
@@ -165,9 +180,39 @@ def _native_stdout_to_stderr():
 _strategies = {}  # one MirroredStrategy per device list and process: a second one's collectives clash with the first's
 
 
+def tensorflow_task() -> tuple[int, int] | None:
+    """(this worker's index, the number of workers) from ``TF_CONFIG``; None when it is unset.
+    A "chief" task, if the cluster names one, is index 0 and the workers follow it."""
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        chiefs, workers = list(cluster.get("chief", [])), list(cluster.get("worker", []))
+        kind, index = task["type"], int(task["index"])
+        position = {"chief": 0, "worker": len(chiefs) + index}[kind]
+        if not workers + chiefs or index >= len(cluster[kind]) or len(chiefs) > 1 or set(cluster) - {"chief", "worker"}:
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(
+            "TF_CONFIG must name the cluster's workers and this task, e.g. "
+            '\'{"cluster": {"worker": ["host0:2222", "host1:2222"]}, "task": {"type": "worker", "index": 0}}\' '
+            f"(at most one \"chief\"; no parameter servers); got {text[:200]!r}"
+        ) from None
+    return position, len(chiefs) + len(workers)
+
+
 def _setup_tensorflow() -> Plan:
     import tensorflow as tf
 
+    task = tensorflow_task()
+    if task is not None and task[1] > 1:
+        # One replica per worker on CPUs, every local GPU otherwise. It must be made before
+        # TensorFlow computes anything: it configures the runtime's collectives.
+        strategy = _strategies.get("workers") or _strategies.setdefault("workers", tf.distribute.MultiWorkerMirroredStrategy())
+        tf.distribute.experimental_set_strategy(strategy)
+        return Plan("tensorflow", strategy.num_replicas_in_sync, task[0], task[1], strategy=strategy)
     devices = tuple(d.name for d in tf.config.list_logical_devices("GPU")) or tuple(d.name for d in tf.config.list_logical_devices("CPU"))
     if devices not in _strategies:
         _strategies[devices] = tf.distribute.MirroredStrategy(list(devices))
@@ -269,6 +314,8 @@ def shard(data, training: bool = False, carries_state: bool = False):
     plan = current()
     if plan is None:
         return data
+    if plan.backend == "tensorflow":  # every worker reads the global batch; tf.data's DATA sharding gives each its rows
+        return ShardedBatches(data, plan.devices, training=training, carries_state=carries_state)
     return ShardedBatches(data, plan.devices, plan.process_index, plan.num_processes, training=training, carries_state=carries_state)
 
 
@@ -285,6 +332,10 @@ def prepare(model):
 
     model.train_step = types.MethodType(_tensorflow_train_step, model)
     model.test_step = types.MethodType(_tensorflow_test_step, model)
+    if plan.tensorflow_workers:  # keras-team/keras#20585, see the top of this module
+        model.train_step = types.MethodType(_logs_as_vectors(_tensorflow_train_step), model)
+        model.test_step = types.MethodType(_logs_as_vectors(_tensorflow_test_step), model)
+        model._maybe_symbolic_build = types.MethodType(_build_from_local_batch, model)
     # Our train step sums the replicas' gradients itself (weighted) before the optimizer clips
     # them; the optimizer's own sum (TFOptimizer._all_reduce_sum_gradients) would add N copies.
     model.optimizer._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
@@ -319,6 +370,31 @@ def _tensorflow_train_step(self, data):
     # The loss tracker sums over replicas, weighted by lines: the epoch's mean over all lines.
     self._loss_tracker.update_state(loss, sample_weight=rows)
     return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _logs_as_vectors(step):
+    """``step`` logging vectors of one: Keras reduces each logged value across workers with
+    ``strategy.reduce("MEAN", v, axis=0)``, which a scalar lacks. The values are the metrics'
+    synchronised results, the same on every replica, so the mean is the value."""
+    import tensorflow as tf
+
+    def vector_step(self, data):
+        return {name: tf.reshape(value, [1]) for name, value in step(self, data).items()}
+
+    return vector_step
+
+
+def _build_from_local_batch(self, iterator=None, data_batch=None):
+    """Keras' `_maybe_symbolic_build` under several workers: build from this worker's part of the
+    first batch (Keras averages the distributed batch across workers first, and fails)."""
+    import tensorflow as tf
+
+    if iterator is not None:
+        for _, _, it in iterator:
+            data_batch = tf.nest.map_structure(lambda v: self.distribute_strategy.experimental_local_results(v)[0], next(it))
+            break
+    with self.distribute_strategy.scope():
+        self._symbolic_build(data_batch=data_batch)
 
 
 def _tensorflow_test_step(self, data):
@@ -387,15 +463,46 @@ def on_this_process():
 
 
 
+def writes_together() -> bool:
+    """Whether the other processes must write the model too when the chief does, into a scratch
+    folder thrown away: TensorFlow workers, since Keras' saving creates variables, and creating
+    a mirrored variable is a collective (a broadcast from the chief) that every worker joins.
+    (TensorFlow's own advice for MultiWorkerMirroredStrategy is the same.)"""
+    plan = current()
+    return plan is not None and plan.tensorflow_workers
+
+
 def agree(flag: bool) -> bool:
     """The chief's ``flag`` in every process: decisions taken on a clock (the time budget) must be
     the same everywhere, or one process would wait forever for the others' next step."""
     plan = current()
     if plan is None or plan.num_processes == 1:
         return flag
+    if plan.backend == "tensorflow":
+        return bool(_tensorflow_broadcast(plan.strategy)(bool(flag)))
     from jax.experimental import multihost_utils
 
     return bool(multihost_utils.broadcast_one_to_all(np.int32(bool(flag))))
+
+
+_broadcasts = {}
+
+
+def _tensorflow_broadcast(strategy):
+    """A function giving every worker the chief's (replica 0's) integer: an all-reduce sum of it and zeros."""
+    if strategy not in _broadcasts:
+        import tensorflow as tf
+
+        def replica(value):
+            context = tf.distribute.get_replica_context()
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.where(context.replica_id_in_sync_group == 0, value, 0))
+
+        @tf.function
+        def broadcast(value):
+            return strategy.experimental_local_results(strategy.run(replica, args=(value,)))[0]
+
+        _broadcasts[strategy] = lambda flag: int(broadcast(tf.constant(int(flag), tf.int32)))
+    return _broadcasts[strategy]
 
 
 def abort(message: str, code: int = 1) -> None:
@@ -412,11 +519,11 @@ def finish(model):
     """After training: the model for what follows on this process alone (the best weights,
     evaluation, the preset), or None on a non-chief process, which has nothing left to do.
 
-    With several JAX processes every computation on the replicated weights, and every write
+    With several processes every computation on the replicated weights, and every write
     to them, needs all the processes, so the chief takes a copy of the weights on its own
-    devices, and every process leaves the distributed runtime (a barrier: none waits at exit
-    for a chief still evaluating). On one process the model itself goes on (its replicated
-    weights serve one device's computations too). Called again, it returns ``model``."""
+    devices; on JAX every process then leaves the distributed runtime (a barrier: none waits
+    at exit for a chief still evaluating). On one process the model itself goes on (its
+    replicated weights serve one device's computations too). Called again, it returns ``model``."""
     plan = current()
     if plan is None:
         return model
@@ -432,7 +539,8 @@ def finish(model):
         local.set_weights(weights)
         # The optimizer's configuration (its learning rate goes into the preset's metadata), no state.
         local.compile(optimizer=keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer)))
-    import jax
+    if plan.backend == "jax":
+        import jax
 
-    jax.distributed.shutdown()
+        jax.distributed.shutdown()
     return local

@@ -33,6 +33,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 import zipfile
 
@@ -203,6 +204,9 @@ class RunState(keras.callbacks.Callback):
             if self.chief:
                 with distribute.on_this_process(), atomic.replacing(os.path.join(self.run_dir, BEST_WEIGHTS)) as tmp:
                     self.model.save_weights(tmp)
+            elif distribute.writes_together():
+                with tempfile.TemporaryDirectory() as scratch:
+                    self.model.save_weights(os.path.join(scratch, BEST_WEIGHTS))
         else:
             st["wait"] = st.get("wait", 0) + 1
         if self.patience and st["wait"] >= self.patience:
@@ -216,6 +220,9 @@ class RunState(keras.callbacks.Callback):
         if self.chief:
             with distribute.on_this_process():
                 save_checkpoint(self.model, self.run_dir, st)
+        elif distribute.writes_together():
+            with tempfile.TemporaryDirectory() as scratch:
+                save_checkpoint(self.model, scratch, st)
 
 
 def fit(
