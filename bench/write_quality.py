@@ -9,8 +9,13 @@ rates (edit distances summed over the lines), the lines read with CER > 0.5,
 the lines that hit the step cap, and the same rates for the same lines with
 their words shuffled (a control: a recognizer that reads letters, not words
 in context, scores them alike). The recognizer's own CER on real
-``testset_v`` lines comes from its metadata, to set beside them. One
-picture per bias of the first ten sentences goes to ``--out``.
+``testset_v`` lines comes from its metadata, to set beside them. A second
+table splits the characters asked for by class (first of a line, capitals,
+digits, punctuation, lowercase, spaces; `zoo.reading.errors_by_class`) and
+gives the share of each that was missed, beside the recognizer's own share
+on real ``testset_v`` lines (with ``--data``), so that what the writer gets
+wrong is told from what the reader gets wrong. One picture per bias of the
+first ten sentences goes to ``--out``.
 
     python bench/write_quality.py --model iam-synthesis --recognizer iam-recognizer --data cache/iam-ondb.npz --out docs/img
     python bench/write_quality.py --json ...   # one JSON object instead of the table
@@ -40,6 +45,8 @@ def main():
     p.add_argument("--sentences", default=SENTENCES, help="one sentence per line (default: bench/sentences.txt)")
     p.add_argument("--biases", default="0,0.5,0.75,1")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--style", help="prime every line with this style stored with the preset (default: the preset's default style; 'none': unprimed)")
+    p.add_argument("--no-control", dest="control", action="store_false", help="skip the shuffled-words control (half the time)")
     p.add_argument("--beam", type=int, default=0, help="CTC beam width of the recognizer (default: greedy)")
     p.add_argument("--out", default="docs/img", help="folder for write-bias<B>.png (the first ten sentences)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -61,14 +68,20 @@ def main():
         data = load_handwriting(args.data)
         sets[f"testset_v ({args.testset_lines} lines)"] = [" ".join(data.texts[i].split()) for i in data.split_indices("testset_v")[: args.testset_lines]]
     real = load_metadata(preset_path(args.recognizer)).get("evaluation", {})
-    report = {"model": args.model, "recognizer": args.recognizer, "recognizer_real_cer": real.get("cer"), "seed": args.seed, "results": {}}
+    report = {"model": args.model, "recognizer": args.recognizer, "recognizer_real_cer": real.get("cer"), "seed": args.seed, "style": args.style, "results": {}}
+    if args.data:  # the reader's own misses per class, on the real lines of the same split
+        from zoo.evaluation import evaluate_recognizer
+
+        idx = data.split_indices("testset_v")
+        report["recognizer_real_by_class"] = evaluate_recognizer(reader, [data.line(i) for i in idx], [data.texts[i] for i in idx], beam_width=args.beam)["by_class"]
     os.makedirs(args.out, exist_ok=True)
     for bias in (float(b) for b in args.biases.split(",")):
         for name, lines in sets.items():
             t0 = time.perf_counter()
-            result = legibility(writer, reader, lines, bias=bias, seed=args.seed, beam_width=args.beam)
+            result = legibility(writer, reader, lines, bias=bias, seed=args.seed, style=args.style, beam_width=args.beam, control=args.control)
             result["seconds"] = round(time.perf_counter() - t0, 1)
             report["results"][f"{name}, bias {bias:g}"] = result
+            report["style"] = result["style"]
         path = os.path.join(args.out, f"write-bias{bias:g}.png")
         save_drawing(write(writer, sentences[:10], bias=bias, seed=args.seed), path)
     if args.record:
@@ -81,13 +94,23 @@ def main():
     if args.json:
         print(json.dumps(report, indent=1))
         return
-    print(f"{args.model} read by {args.recognizer} (its CER on real testset_v lines: {100 * (real.get('cer') or float('nan')):.1f}%), seed {args.seed}\n")
+    print(f"{args.model}, style {report['style']}, read by {args.recognizer} (its CER on real testset_v lines: {100 * (real.get('cer') or float('nan')):.1f}%), seed {args.seed}\n")
     print("| text, bias | lines | CER | WER | lines CER > 0.5 | at step cap | control: words shuffled, CER / WER |")
     print("|---|---|---|---|---|---|---|")
     for key, r in report["results"].items():
         c = r.get("control_shuffled_words", {})
         print(f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | {r['lines_at_step_cap']} | "
               f"{100 * c.get('cer', float('nan')):.1f}% / {100 * c.get('wer', float('nan')):.1f}% |")
+    classes = list(next(iter(report["results"].values()))["by_class"])
+    print("\nCharacters missed (substituted or deleted) by class, % (count asked):\n")
+    print("| text, bias | " + " | ".join(classes) + " |")
+    print("|---|" + "---|" * len(classes))
+    rows = dict(report["results"])
+    if "recognizer_real_by_class" in report:
+        rows = {"real testset_v lines, read by the recognizer": {"by_class": report["recognizer_real_by_class"]}, **rows}
+    for key, r in rows.items():
+        cells = [r["by_class"][c] for c in classes]
+        print(f"| {key} | " + " | ".join("-" if x["rate"] is None else f"{100 * x['rate']:.1f} ({x['characters']})" for x in cells) + " |")
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ class OnnxModel:
         self.loop_session = session(os.path.join(folder, graphs["loop"]["file"]), threads, provider_list, command) if "loop" in graphs else None
         self.offset_mean = np.asarray(self.info.get("offset_mean", (0.0, 0.0)), np.float32)  # handwriting kinds
         self.offset_std = np.asarray(self.info.get("offset_std", (1.0, 1.0)), np.float32)
-        self.alphabet, self.styles = None, {}
+        self.alphabet, self.styles, self.default_style = None, {}, None
         self.load_seconds = time.perf_counter() - t0
 
     @staticmethod
@@ -249,6 +249,7 @@ class SynthesisModel(OnnxModel):
                     if key.startswith("offsets/"):
                         name = key.split("/", 1)[1]
                         self.styles[name] = (z[key], str(z[f"text/{name}"]))
+                self.default_style = str(z["default"]) if "default" in z.files else None
 
     def write(self, lines, bias: float = driver.WRITE_BIAS, seed: int = 0, **kwargs):
         """As zoo.sampling.handwriting.write (same keywords): raw offsets per line, the same strokes for the same seed."""

@@ -16,7 +16,7 @@ from zoo.data.alphabet import Alphabet
 from zoo.data.pipeline import RecognitionBatches
 from zoo.models import HandwritingRecognizer, HandwritingSynthesizer
 from zoo.presets import from_preset, save_preset
-from zoo.reading import beam_decode, edit_distance, error_rates, greedy_decode, read
+from zoo.reading import beam_decode, edit_distance, error_rates, errors_by_class, greedy_decode, missed_characters, read
 from zoo.render.svg import read_svg_offsets
 from zoo.sampling.engines import KerasEngine, engine_for
 from zoo.sampling.handwriting import write
@@ -89,6 +89,28 @@ def test_greedy_and_beam_decoding_on_hand_made_logits():
     assert greedy_decode(logits, 2) == []
     assert beam_decode(logits, 2, beam_width=4) == [1]
     assert beam_decode(np.eye(3)[path] * 5.0, 8, beam_width=4) == [1, 2, 1]
+
+
+def test_missed_characters_follow_a_minimal_alignment_and_classes_add_up():
+    assert missed_characters("Hello", "hello") == [True, False, False, False, False]  # a substitution
+    assert missed_characters("abc", "ac") == [False, True, False]  # a deletion
+    assert missed_characters("abc", "aXbc") == [False, False, False]  # an insertion misses nothing
+    assert missed_characters("abc", "") == [True] * 3 and missed_characters("", "xyz") == []
+    rng = np.random.default_rng(0)
+    refs = ["".join(rng.choice(list("aB1. "), rng.integers(0, 9))) for _ in range(200)]
+    hyps = ["".join(rng.choice(list("aB1. "), rng.integers(0, 9))) for _ in range(200)]
+    by_class = errors_by_class(refs, hyps)
+    # Misses plus insertions are the edit distances: the CER's numerator, split.
+    missed = sum(sum(missed_characters(r, h)) for r, h in zip(refs, hyps))
+    assert missed + by_class["inserted"]["missed"] == sum(edit_distance(r, h) for r, h in zip(refs, hyps))
+    # Every character is in exactly one of capital, digit, punctuation, lowercase, space.
+    exclusive = ("capital", "digit", "punctuation", "lowercase", "space")
+    assert sum(by_class[c]["characters"] for c in exclusive) == sum(map(len, refs)) == by_class["inserted"]["characters"]
+    assert sum(by_class[c]["missed"] for c in exclusive) == missed
+    assert by_class["first of line"]["characters"] == sum(1 for r in refs if r)
+    line = errors_by_class(["Hello World 3."], ["hello Warld 8,x"])
+    assert line["first of line"]["rate"] == 1.0 and line["capital"]["rate"] == 0.5 and line["digit"]["missed"] == 1
+    assert line["lowercase"]["missed"] == 1 and line["space"]["missed"] == 0 and line["inserted"]["missed"] == 1
 
 
 def test_edit_distance_and_error_rates_are_summed_over_lines():

@@ -188,6 +188,16 @@ def test_zoo_write_end_to_end(tmp_path):
     assert len(styled) != len(plain) or not np.allclose(styled, plain)  # the prime changed the state
     with pytest.raises(ValueError, match="no style 'nope'.*a01-000u-01"):
         write(from_preset(preset), ["Hello"], style="nope")
+    # A default style: what write uses when no style is asked for; "none" still writes unprimed.
+    with pytest.raises(ValueError, match="the default style 'nope' is not one of the styles: a01-000u-01"):
+        save_styles(preset, load_styles(preset), default="nope")
+    save_styles(preset, load_styles(preset), default="a01-000u-01")
+    model = from_preset(preset)
+    assert model.default_style == "a01-000u-01"
+    np.testing.assert_array_equal(write(model, ["Hello"], max_steps_per_char=3)[0], styled)
+    np.testing.assert_array_equal(write(model, ["Hello"], style="none", max_steps_per_char=3)[0], plain)
+    # Every written line starts at its first point: no travel to it (read as a leading space).
+    assert np.all(styled[0, :2] == 0) and np.all(plain[0, :2] == 0)
     env = {**os.environ, "PYTHONPATH": REPO}
     out, align = str(tmp_path / "hello.svg"), str(tmp_path / "align.png")
     text = "the quick brown fox jumps over the lazy dog " * 3  # longer than one line: wrapped

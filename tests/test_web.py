@@ -92,6 +92,7 @@ def page(server):
         tab.goto(server + "?speed=6")  # speed 6: draw at once
         tab.wait_for_function("window.zooPage && ['ready', 'error'].includes(zooPage.state)", timeout=60_000)
         assert tab.evaluate("zooPage.state") == "ready", tab.evaluate("zooPage.error")
+        assert tab.eval_on_selector("#style", "el => el.value") == "a06-014-05"  # the preset's default style, as zoo write
         yield tab
         assert not errors, errors
         browser.close()
@@ -135,6 +136,7 @@ def test_serve_gives_the_preset_as_the_page_needs_it(server, python_writer):
     assert config["offset_mean"] == python_writer.offset_mean.tolist() and config["offset_std"] == python_writer.offset_std.tolist()
     assert (config["wrap_width"], config["bias"], config["max_steps_per_char"]) == (WRAP_WIDTH, driver.WRITE_BIAS, 40)
     assert {s["name"] for s in config["styles"]} == set(python_writer.styles)
+    assert config["default_style"] == python_writer.default_style == "a06-014-05"  # zoo write's default, selected when the page opens
     style = config["styles"][0]
     np.testing.assert_array_equal(np.asarray(style["offsets"], np.float32), python_writer.styles[style["name"]][0])
     for path in ("model/loop.onnx", "ort/ort-wasm-simd-threaded.wasm"):
@@ -267,7 +269,7 @@ def test_page_writes_what_the_numpy_onnxruntime_sampler_writes_for_the_same_nois
     ids, _ = driver.encode_lines(python_writer.alphabet, texts)
     caps = driver.line_caps([len(i) for i in ids], python_writer.styles[style] if style else None, 40)
     noise = driver.sampling_noise(int(caps.max()), len(lines), seed)  # what driver.write draws for this seed
-    expected = python_writer.write(lines, bias=bias, seed=seed, style=style)
+    expected = python_writer.write(lines, bias=bias, seed=seed, style=style or "none")
     result = write(page, text, style=style or "", bias=bias, noise=noise)
     assert result["lines"] == lines
     worst = _max_normalised_difference(result["offsets"], expected, python_writer.offset_std)

@@ -124,9 +124,10 @@ def evaluate_recognizer(model, lines, texts, beam_width: int = 0, batch_size: in
     offset dropped as in training) against their transcriptions: edit distances summed over the
     lines over the summed reference lengths. Greedy decoding, or a beam search of ``beam_width``.
     ``return_read``: also the text read of each line (``read``)."""
-    from zoo.reading import decode, error_rates
+    from zoo.reading import decode, error_rates, errors_by_class
     from zoo.sampling.engines import engine_for
 
     hypotheses = decode(engine_for(model, "keras"), [ln[1:] for ln in lines], beam_width, batch_size)
     result = {**error_rates(list(texts), hypotheses), "decoding": f"beam {beam_width}" if beam_width else "greedy"}
+    result["by_class"] = errors_by_class(list(texts), hypotheses)  # what the recognizer misses on real writing
     return {**result, "read": hypotheses} if return_read else result

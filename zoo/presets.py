@@ -77,6 +77,7 @@ def from_preset(name_or_path: str):
     styles = load_styles(folder)
     if styles:
         model.styles = styles  # named primes for write(..., style=NAME)
+        model.default_style = default_style(folder)  # write(..., style=None) primes with it
     from zoo.sampling.engines import mark_loaded
 
     mark_loaded(model, folder)  # the engine choice looks here for a current ONNX export (zoo.sampling.engines)
@@ -195,12 +196,17 @@ def save_preset(model, folder: str, metadata: dict, card: str | None = None) -> 
 STYLES = "styles.npz"
 
 
-def save_styles(folder: str, styles: dict) -> None:
-    """Named styles of a synthesis preset: {name: (raw offsets (N, 3), text)} -> styles.npz."""
+def save_styles(folder: str, styles: dict, default: str | None = None) -> None:
+    """Named styles of a synthesis preset: {name: (raw offsets (N, 3), text)} -> styles.npz;
+    ``default``: the style `write` primes with when none is asked for (`default_style`)."""
+    if default is not None and default not in styles:
+        raise ValueError(f"the default style {default!r} is not one of the styles: {', '.join(styles)}")
     arrays = {}
     for name, (offsets, text) in styles.items():
         arrays[f"offsets/{name}"] = np.asarray(offsets, np.float32)
         arrays[f"text/{name}"] = np.asarray(text)
+    if default is not None:
+        arrays["default"] = np.asarray(default)
     with atomic.replacing(os.path.join(folder, STYLES)) as tmp:
         np.savez_compressed(tmp, **arrays)
 
@@ -216,3 +222,12 @@ def load_styles(name_or_path: str) -> dict:
             return {n: (z[f"offsets/{n}"], str(z[f"text/{n}"])) for n in sorted(names)}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise _damaged(path, folder, exc) from exc
+
+
+def default_style(name_or_path: str) -> str | None:
+    """The style a synthesis preset writes in when none is asked for, or None (unprimed)."""
+    path = os.path.join(preset_path(name_or_path), STYLES)
+    if not os.path.isfile(path):
+        return None
+    with np.load(path) as z:
+        return str(z["default"]) if "default" in z.files else None

@@ -78,6 +78,61 @@ def edit_distance(a, b) -> int:
     return prev[-1]
 
 
+def missed_characters(reference, hypothesis) -> list[bool]:
+    """For each character of ``reference``: whether a minimal edit script (the Levenshtein
+    alignment with ``hypothesis``) substitutes or deletes it. Insertions belong to no reference
+    character and are not counted here. Among equal-cost alignments, matches are preferred."""
+    n, m = len(reference), len(hypothesis)
+    cost = np.zeros((n + 1, m + 1), np.int32)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]))
+    missed = [False] * n
+    i, j = n, m
+    while i > 0:
+        if j > 0 and cost[i, j] == cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]):
+            missed[i - 1] = reference[i - 1] != hypothesis[j - 1]  # a match or a substitution
+            i, j = i - 1, j - 1
+        elif j > 0 and cost[i, j] == cost[i, j - 1] + 1:
+            j -= 1  # an inserted character
+        else:
+            missed[i - 1] = True  # deleted
+            i -= 1
+    return missed
+
+
+# Where writing (and reading) fails most: the first character of a line, capitals, digits.
+CHARACTER_CLASSES = {
+    "first of line": lambda text, i: i == 0,
+    "capital": lambda text, i: text[i].isupper(),
+    "digit": lambda text, i: text[i].isdigit(),
+    "punctuation": lambda text, i: not text[i].isalnum() and not text[i].isspace(),
+    "lowercase": lambda text, i: text[i].islower(),
+    "space": lambda text, i: text[i].isspace(),
+}
+
+
+def errors_by_class(references, hypotheses) -> dict:
+    """The share of reference characters missed (substituted or deleted, `missed_characters`)
+    per class of `CHARACTER_CLASSES` (a character may be in two: a capital first of its line):
+    {class: {"characters": n, "missed": k, "rate": k / n}}; and "inserted": the characters read
+    that stand for none asked, per character asked (with the misses, the CER's numerator)."""
+    counts = {name: [0, 0] for name in CHARACTER_CLASSES}
+    inserted = 0
+    for ref, hyp in zip(references, hypotheses):
+        missed = missed_characters(ref, hyp)
+        inserted += edit_distance(ref, hyp) - sum(missed)
+        for i, miss in enumerate(missed):
+            for name, member in CHARACTER_CLASSES.items():
+                if member(ref, i):
+                    counts[name][0] += 1
+                    counts[name][1] += int(miss)
+    chars = sum(len(r) for r in references)
+    counts["inserted"] = [chars, inserted]
+    return {name: {"characters": n, "missed": k, "rate": k / n if n else None} for name, (n, k) in counts.items()}
+
+
 def error_rates(references, hypotheses) -> dict:
     """Character and word error rates: edit distances summed over the lines, divided by the
     references' summed lengths (not averaged per line); words split on whitespace."""
@@ -147,7 +202,8 @@ def legibility(writer, recognizer, lines, bias: float, seed: int = 0, style: str
     not know are first substituted, as ``zoo write --substitute`` does, and counted), how many lines
     hit the step cap, a few examples, and, with ``control``, the same rates for the same lines with
     their words shuffled: a recognizer that reads letters, not words in context, scores them alike.
-    Batch k of ``batch_size`` lines is written with seed ``seed + k``."""
+    Batch k of ``batch_size`` lines is written with seed ``seed + k``; ``style`` None is the
+    writer's default style (``style="none"``: unprimed)."""
     from zoo.sampling import driver
     from zoo.sampling.engines import engine_for
 
@@ -163,6 +219,8 @@ def legibility(writer, recognizer, lines, bias: float, seed: int = 0, style: str
 
     written, heard = write_and_read(asked)
     result = error_rates(asked, heard)
+    result["by_class"] = errors_by_class(asked, heard)
+    result["style"] = style if style is not None else (getattr(engine, "default_style", None) or "none")  # the one written in
     result["lines_at_step_cap"] = int(sum(len(o) >= max_steps_per_char * len(t) for o, t in zip(written, asked)))
     result["substituted_lines"] = int(substituted)
     result["decoding"] = f"beam {beam_width}" if beam_width else "greedy"

@@ -89,6 +89,7 @@ async function start() {
   }
   controls.bias.value = config.bias;
   controls.seed.value = config.seed;
+  controls.style.value = config.default_style || ""; // the preset's default style, as zoo write uses it
   applyQuery();
   showBias();
   showSpeed();

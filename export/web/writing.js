@@ -223,7 +223,8 @@ export function startInput(mean, std) {
 
 /**
  * The loop's normalised points (T', B, 3), flat -> raw offsets per line (driver.finish_lines):
- * line b is its first ends[b] points, denormalised in float32, the pen lifted at its end.
+ * line b is its first ends[b] points, denormalised in float32, the pen lifted at its end, and
+ * starting at its first point (the travel to it, from the origin or a prime's end, zeroed).
  */
 export function finishLines(points, count, ends, mean, std) {
   const lines = [];
@@ -235,7 +236,11 @@ export function finishLines(points, count, ends, mean, std) {
       line[3 * t + 1] = f32(f32(points[p + 1] * std[1]) + mean[1]);
       line[3 * t + 2] = points[p + 2];
     }
-    if (ends[b] > 0) line[line.length - 1] = 1;
+    if (ends[b] > 0) {
+      line[0] = 0;
+      line[1] = 0;
+      line[line.length - 1] = 1;
+    }
     lines.push(line);
   }
   return lines;

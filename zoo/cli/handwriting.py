@@ -474,7 +474,7 @@ def add_parsers(sub) -> None:
     g.add_argument("--recognizer", default="iam-recognizer", help="the recognizer that reads (default: %(default)s)")
     g.add_argument("--bias", type=_sampling_bias, help=f"sampling bias of the writing (default: {WRITE_BIAS}, as zoo write)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--style", help="a named style stored with the synthesis preset")
+    g.add_argument("--style", help="a named style stored with the synthesis preset (default: its default style; 'none': unprimed)")
     s.add_argument(
         "--record", action="store_true",
         help="write the result (and the score of a small fixed subset, re-measured by the tests) into the preset's metadata.json "

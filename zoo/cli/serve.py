@@ -71,7 +71,7 @@ def page_config(folder: str, name: str) -> dict:
     import numpy as np
 
     from export.runtime import EXPORT_COMMAND, ExportNotFound, current_export, graph_files, read_export
-    from zoo.presets import load_styles
+    from zoo.presets import default_style, load_styles
 
     try:
         entry = read_export(folder)
@@ -102,6 +102,7 @@ def page_config(folder: str, name: str) -> dict:
         "state": info["state"],
         "graphs": {"loop": "model/loop.onnx", "step": "model/model.onnx"},
         "styles": styles,
+        "default_style": default_style(folder),  # selected when the page opens
         **_write_defaults(),
     }
 

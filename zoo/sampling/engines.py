@@ -129,6 +129,7 @@ class KerasEngine:
             self.offset_std = np.asarray(model.offset_std, np.float32)
         self.alphabet = getattr(model, "alphabet", None)
         self.styles = getattr(model, "styles", {})
+        self.default_style = getattr(model, "default_style", None)
 
         def strokes(x, state, noise, bias, caps, text):
             points, phis, ends, _ = loops.strokes_loop(model, x, model.unstack_state(state), noise, bias, caps, text)
