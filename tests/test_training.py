@@ -164,3 +164,41 @@ def test_time_budget_stops_within_a_batch_and_leaves_a_resumable_run(tmp_path):
     train.delay = 0.0
     more = trainer.fit(restored, train, val, run, epochs=2, time_budget=600, tensorboard=False, verbose=0)
     assert more["epoch"] == 2 and more["stop_reason"] == "finished" and "batches" not in more["history"][1]
+
+
+def test_handwriting_weight_noise_trains_and_leaves_the_means_for_sampling(fixture_cache, tmp_path, monkeypatch):
+    """--adaptive-weight-noise on the prediction network (Graves 2011; sec. 4): one log-sigma per
+    weight of every matrix, the description length per training line added to the training loss
+    only; the preset holds the means, which evaluation uses. --weight-noise fine-tunes a preset."""
+    from zoo.cli import main as zoo
+    from zoo.presets import from_preset
+
+    run = str(tmp_path / "run")
+    common = ["--data", fixture_cache, "--units", "6", "--layers", "2", "--mixtures", "2", "--batch-size", "4", "--patience", "0"]
+    zoo(["train", "prediction", *common, "--out", run, "--steps-per-epoch", "2", "--epochs", "2", "--adaptive-weight-noise"])
+    model = from_preset(os.path.join(run, "preset"))
+    assert model.adaptive_noise and model.train_lines == 16 and len(model.log_sigma) == 3  # 2 layers' fused matrices + W_hy
+    with open(os.path.join(run, trainer.STATE)) as f:
+        history = json.load(f)["history"]
+    # The training loss carries the description length (spread over the 16 training lines); validation does not.
+    assert [h["epoch"] for h in history] == [1, 2] and all(h["loss"] > h["val_loss"] + 10 for h in history)
+    x = np.random.default_rng(0).normal(size=(2, 9, 3)).astype("float32")
+    assert np.array_equal(keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(model(x, training=False)))
+    assert not np.allclose(keras.ops.convert_to_numpy(model(x, training=True)), keras.ops.convert_to_numpy(model(x)))
+    # Fixed noise on a preset's weights (fine-tuning): the same weights, noise while training.
+    zoo(["train", "prediction", *common, "--out", str(tmp_path / "run2"), "--init-from", os.path.join(run, "preset"), "--weight-noise", "0.05",
+         "--steps-per-epoch", "1", "--epochs", "1"])
+    tuned = from_preset(str(tmp_path / "run2" / "preset"))
+    assert tuned.weight_noise == 0.05 and not tuned.adaptive_noise
+    import zoo.cli.handwriting as handwriting
+
+    said = []
+
+    def fail(message):
+        said.append(message)
+        raise SystemExit(2)
+
+    monkeypatch.setattr(handwriting, "_fail", fail)  # keep the message (the CLI has redirected stderr by now)
+    with pytest.raises(SystemExit):
+        zoo(["train", "recognizer", *common[:2], "--out", str(tmp_path / "r"), "--weight-noise", "0.1"])
+    assert said and "the recognizer has --dropout" in said[0]

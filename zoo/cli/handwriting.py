@@ -52,17 +52,31 @@ def _init_from_preset(name_or_path: str, model_class):
     return model, record
 
 
-def _with_dropout(model, rate: float):
-    """The same network and weights with another dropout rate (it has no weights, so a preset can be fine-tuned with more)."""
+def _rebuilt(model, **changes):
+    """The same network and weights with other training-only settings (dropout, weight noise), so a
+    preset can be fine-tuned with them. Weights are matched by path; new ones (adaptive noise's
+    log-sigmas) keep their initial values."""
     config = model.get_config()
-    if "dropout" not in config:
-        _fail(f"--dropout applies to the recognizer only; {type(model).__name__} has no dropout")
-    if config["dropout"] == rate:
+    if all(config.get(k) == v for k, v in changes.items()):
         return model
-    rebuilt = type(model).from_config({**config, "dropout": rate})
+    rebuilt = type(model).from_config({**config, **changes})
     rebuilt.build()
-    rebuilt.set_weights(model.get_weights())
+    old = {v.path: v for v in model.weights}
+    for v in rebuilt.weights:
+        if v.path in old:
+            v.assign(old[v.path])
     return rebuilt
+
+
+def _weight_noise_settings(args, recognizer: bool, train_lines: int) -> dict:
+    """The handwriting networks' weight noise from --weight-noise / --adaptive-weight-noise (none by default)."""
+    if recognizer:
+        if args.weight_noise or args.adaptive_weight_noise:
+            _fail("--weight-noise and --adaptive-weight-noise apply to prediction, synthesis and text models; the recognizer has --dropout")
+        return {}
+    if args.weight_noise is not None and args.weight_noise < 0:
+        _fail(f"--weight-noise must be >= 0, got {args.weight_noise}")
+    return {"weight_noise": args.weight_noise or 0.0, "adaptive_noise": bool(args.adaptive_weight_noise), "train_lines": train_lines}
 
 
 def _warn_ignored_shape_flags(args, model, why: str) -> None:
@@ -146,6 +160,8 @@ def cmd_train(args) -> None:
     # (annealed) rate and a fine-tuned preset its dropout unless given here.
     given_learning_rate, given_dropout = args.learning_rate, args.dropout
     apply_recipe(args, args.model)
+    if recognizer:
+        _weight_noise_settings(args, recognizer, 0)  # refuses the noise flags
     # A run folder of another kind is refused before any data is read or any epoch trained.
     trainer.check_resumable(args.out, model_class.__name__, f"train {args.model}")
     plan = distribute.setup_from_args(args)  # --distribute: before the backend computes anything
@@ -163,7 +179,11 @@ def cmd_train(args) -> None:
         # Fine-tune (or continue) a preset: its weights, alphabet and normalisation, a fresh optimiser.
         model, initialized_from = _init_from_preset(args.init_from, model_class)
         if given_dropout is not None:
-            model = _with_dropout(model, given_dropout)
+            if not recognizer:
+                _fail(f"--dropout applies to the recognizer only; {model_class.__name__} has no dropout")
+            model = _rebuilt(model, dropout=given_dropout)
+        if args.weight_noise is not None or args.adaptive_weight_noise:
+            model = _rebuilt(model, **_weight_noise_settings(args, recognizer, len(train_raw)))
         model.compile(optimizer=_optimizer(model_class, args.learning_rate), jit_compile=jit)
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, INIT_RECORD), "w") as f:
@@ -181,7 +201,7 @@ def cmd_train(args) -> None:
         else:
             common = dict(
                 units=args.units or shape["units"], num_layers=args.layers or shape["num_layers"], num_mixtures=args.mixtures or shape["num_mixtures"],
-                offset_mean=mean, offset_std=std,
+                offset_mean=mean, offset_std=std, **_weight_noise_settings(args, recognizer, len(train_raw)),
             )
             if args.model == "synthesis":
                 model = HandwritingSynthesizer(Alphabet.from_texts(train_texts), window_components=args.window_components or shape["window_components"], **common)

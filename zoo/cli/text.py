@@ -189,8 +189,8 @@ def add_train_arguments(s) -> None:
     t.add_argument("--optimizer", choices=["adam", "sgd"], help="sgd is the paper's, with --momentum (default: the recipe's)")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: %(default)s)")
     noise = t.add_mutually_exclusive_group()
-    noise.add_argument("--weight-noise", type=float, help="Gaussian weight noise sigma per batch of sequences (paper: 0.075; default: the recipe's)")
-    noise.add_argument("--adaptive-weight-noise", action="store_true", help="learned per-weight noise with a description-length loss (Graves 2011)")
+    noise.add_argument("--weight-noise", type=float, help="Gaussian weight noise sigma per batch (text and handwriting prediction/synthesis; paper: 0.075 for text; default: the recipe's, none for handwriting)")
+    noise.add_argument("--adaptive-weight-noise", action="store_true", help="learned per-weight noise with a description-length loss (Graves 2011), per symbol (text) or per line (handwriting)")
 
 
 def add_evaluate_arguments(s) -> None:

@@ -12,13 +12,9 @@ eq. 13  L(x) = - sum_t log y^{x_{t+1}}_t
 x_t is one-hot, so W_ihn x_t is a row of W_ihn: the model looks rows up
 instead of multiplying by a 10k-wide one-hot vector (same numbers).
 
-Regularisers of sec. 3 / Graves (2011), applied while training only:
-- ``weight_noise`` sigma: Gaussian noise added to every weight matrix, drawn
-  afresh for every training batch of sequences;
-- ``adaptive_noise``: every weight has a learned standard deviation; a sample
-  w = mu + sigma * eps is used for each batch, and the description length of
-  the weights, KL(Q(w) || P(w)) with the prior's mean and variance set to
-  their optimum, is added to the loss per training symbol. Evaluation uses mu.
+Regularisers of sec. 3 / Graves (2011), applied while training only
+(zoo/layers/weight_noise.py): fixed ``weight_noise`` on every weight matrix, or
+``adaptive_noise`` with its description length added per training symbol.
 
 The training loss is the mean cross-entropy per symbol (Keras' default
 reduction over the B x T symbols of a batch), reported in nats per symbol.
@@ -27,8 +23,6 @@ sequence's summed log-loss, eq. 13, as Graves clipped them: `call` tells the
 clip that the loss averages over T steps as well as B sequences.
 """
 
-import math
-
 import keras
 from keras import ops
 
@@ -36,9 +30,11 @@ from zoo import backend
 from zoo.data.text import Vocabulary
 from zoo.layers.gradient_clip import loss_averaged_over_steps
 from zoo.layers.lstm_stack import PeepholeLSTM
+from zoo.layers.weight_noise import WeightNoise
+
 
 @keras.saving.register_keras_serializable("zoo")
-class LanguageModel(keras.Model):
+class LanguageModel(WeightNoise, keras.Model):
     """symbol ids (B, T) -> logits y_hat (B, T, V) over the next symbol."""
 
     def __init__(
@@ -57,12 +53,9 @@ class LanguageModel(keras.Model):
         self.units = units
         self.num_layers = num_layers
         self.lstm_clip = lstm_clip  # sec. 3.1: LSTM derivatives of each sequence's log-loss clipped to [-1, 1]
-        self.weight_noise = weight_noise
-        self.adaptive_noise = adaptive_noise
-        self.train_symbols = train_symbols  # scales the description length to one training symbol
+        self.train_symbols = train_symbols
+        self.init_weight_noise(weight_noise, adaptive_noise, train_units=train_symbols)
         self.cells = [PeepholeLSTM(units, clip=lstm_clip, name=f"lstm_{n + 1}") for n in range(num_layers)]
-        self.noise_seed = keras.random.SeedGenerator(0)
-        self.sample_noise = True  # dynamic evaluation turns training noise off
 
     @property
     def vocab_size(self) -> int:
@@ -76,11 +69,7 @@ class LanguageModel(keras.Model):
             cell.build((None, None, v if i == 0 else v + n))  # eq. 1 / eq. 2
         self.output_kernel = self.add_weight(name="output_kernel", shape=(n * self.num_layers, v), initializer="glorot_uniform")
         self.output_bias = self.add_weight(name="output_bias", shape=(v,), initializer="zeros")
-        if self.adaptive_noise:
-            init = keras.initializers.Constant(math.log(0.01))
-            self.log_sigma = [
-                self.add_weight(name=f"log_sigma_{i}", shape=w.shape, initializer=init) for i, w in enumerate(self.noisy_variables())
-            ]
+        self.build_weight_noise([w.shape for w in self.noisy_variables()])
         self.built = True
 
     def noisy_variables(self):
@@ -92,27 +81,7 @@ class LanguageModel(keras.Model):
 
     def sampled_weights(self, training):
         """The weight matrices for this batch: the means, or a noisy sample while training."""
-        weights = [ops.convert_to_tensor(w) for w in self.noisy_variables()]
-        if not (training and self.sample_noise):
-            return weights
-        if self.adaptive_noise:
-            sigmas = [ops.exp(s) for s in self.log_sigma]
-            self.add_loss(self.description_length(weights, sigmas) / self.train_symbols)
-            return [w + s * keras.random.normal(ops.shape(w), seed=self.noise_seed) for w, s in zip(weights, sigmas)]
-        if self.weight_noise:
-            return [w + self.weight_noise * keras.random.normal(ops.shape(w), seed=self.noise_seed) for w in weights]
-        return weights
-
-    @staticmethod
-    def description_length(means, sigmas):
-        """KL(Q || P) in nats for Q = N(mu, sigma^2) per weight and the optimal
-        Gaussian prior P (Graves 2011, eq. 13-14): mu_p = mean(mu),
-        sigma_p^2 = mean(sigma^2 + (mu - mu_p)^2), which makes KL = sum log(sigma_p / sigma)."""
-        mu = ops.concatenate([ops.reshape(m, (-1,)) for m in means])
-        sigma = ops.concatenate([ops.reshape(s, (-1,)) for s in sigmas])
-        mu_p = ops.mean(mu)
-        var_p = ops.mean(ops.square(sigma) + ops.square(mu - mu_p))
-        return ops.sum(0.5 * ops.log(var_p) - ops.log(sigma))
+        return self.noisy_matrices([ops.convert_to_tensor(w) for w in self.noisy_variables()], training)
 
     def zero_state(self, batch: int):
         z = ops.zeros((batch, self.units))
@@ -174,7 +143,6 @@ class LanguageModel(keras.Model):
             "units": self.units,
             "num_layers": self.num_layers,
             "lstm_clip": self.lstm_clip,
-            "weight_noise": self.weight_noise,
-            "adaptive_noise": self.adaptive_noise,
+            **self.weight_noise_config(),
             "train_symbols": self.train_symbols,
         }

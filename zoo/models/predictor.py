@@ -27,6 +27,7 @@ class HandwritingPredictor(StrokeModel):
             return
         self.lstm.build(input_shape)
         self.head.build((None, None, self.units * self.num_layers))
+        self.build_noise()
         self.built = True
 
     def step_weights(self):
@@ -41,11 +42,12 @@ class HandwritingPredictor(StrokeModel):
             cs.append(c)
         return ops.concatenate(hs, axis=-1), {"h": hs, "c": cs}, None
 
-    def call(self, inputs, initial_state=None, return_state=False):
+    def call(self, inputs, initial_state=None, return_state=False, training=False):
         """inputs (B, T, 3) normalised offsets -> y_hat (B, T, 1 + 6M) (and the final state)."""
         state = initial_state or self.zero_state(ops.shape(inputs)[0])
-        hidden, state, _ = self.scan_steps(inputs, state)
-        y_hat = self.head(hidden)  # eq. 3
+        weights = self.training_weights(training)
+        hidden, state, _ = self.scan_steps(inputs, state, weights=weights)
+        y_hat = self.head.apply(weights["head"], hidden)  # eq. 3
         return (y_hat, state) if return_state else y_hat
 
     def get_config(self):

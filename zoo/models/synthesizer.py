@@ -59,6 +59,7 @@ class HandwritingSynthesizer(StrokeModel):
             cell.build((None, None, 3 + self.units + c))  # eq. 53: x_t, h^(n-1)_t, w_t
         self.window.build((None, self.units))
         self.head.build((None, None, self.units * self.num_layers))
+        self.build_noise()
         self.built = True
 
     def text_onehot(self, text_ids):
@@ -92,12 +93,13 @@ class HandwritingSynthesizer(StrokeModel):
             cs.append(c)
         return ops.concatenate(hs, axis=-1), {"h": hs, "c": cs, "kappa": kappa, "w": w}, {"phi": phi, "kappa": kappa}
 
-    def call(self, inputs, initial_state=None, return_state=False, return_window=False):
+    def call(self, inputs, initial_state=None, return_state=False, return_window=False, training=False):
         """(strokes (B, T, 3), text ids (B, U)) -> y_hat (B, T, 1 + 6M) [, final state] [, window {"phi": (B, T, U), "kappa": (B, T, K)}]."""
         strokes, text_ids = inputs
         state = initial_state or self.zero_state(ops.shape(strokes)[0])
-        hidden, final, window = self.scan_steps(strokes, state, self.text_onehot(text_ids))
-        y_hat = self.head(hidden)  # eq. 3
+        weights = self.training_weights(training)
+        hidden, final, window = self.scan_steps(strokes, state, self.text_onehot(text_ids), weights=weights)
+        y_hat = self.head.apply(weights["head"], hidden)  # eq. 3
         outputs = [y_hat]
         if return_state:
             outputs.append(final)
