@@ -298,14 +298,20 @@ def recognizer_card(name: str, config: dict, meta: dict) -> str:
             f"{meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('hardware', '?')}; Adam lr {meta.get('learning_rate', float('nan')):g} at the end, CTC loss"
             f"{dropout} |"
         )
+    legs = []  # the earlier training legs, newest first (each --init-from records the one before it)
     prev = meta.get("initialized_from")
-    if prev:  # a fine-tuning leg: the earlier training counts too
-        minutes = (prev.get("train_seconds") or 0) / 60
+    while prev:
+        legs.append(prev)
+        prev = prev.get("initialized_from")
+    for n, leg in enumerate(legs):  # a fine-tuning leg: the earlier training counts too
         rows.append(
-            f"| started from | {os.path.basename(str(prev.get('preset', '?')))} as of {prev.get('created', '?')}: {prev.get('epochs', '?')} epochs, "
-            f"{minutes:.1f} min, CER {100 * prev.get('evaluation', {}).get('cer', float('nan')):.1f}%; in all "
-            f"{(prev.get('epochs') or 0) + meta.get('epochs', 0)} epochs, {(minutes + meta.get('train_seconds', 0) / 60) / 60:.1f} h |"
+            f"| {'started from' if n == 0 else 'before that'} | {os.path.basename(str(leg.get('preset', '?')))} as of {leg.get('created', '?')}: "
+            f"{leg.get('epochs', '?')} epochs, {(leg.get('train_seconds') or 0) / 60:.1f} min, CER {100 * leg.get('evaluation', {}).get('cer', float('nan')):.1f}% |"
         )
+    if legs:
+        epochs = sum(leg.get("epochs") or 0 for leg in legs) + meta.get("epochs", 0)
+        hours = (sum(leg.get("train_seconds") or 0 for leg in legs) + meta.get("train_seconds", 0)) / 3600
+        rows.append(f"| in all | {epochs} epochs, {hours:.1f} h in {len(legs) + 1} legs |")
     table = "\n".join(rows)
     return f"""# {name}
 

@@ -47,8 +47,11 @@ def _init_from_preset(name_or_path: str, model_class):
     if os.path.isfile(meta_path):
         with open(meta_path) as f:
             meta = json.load(f)
-        # The earlier training, so that the new preset's totals stay honest.
+        # The earlier training, so that the new preset's totals stay honest; its own earlier legs
+        # come along (a chain: the whole ledger of a preset trained over several sessions).
         record.update({k: meta.get(k) for k in ("epochs", "train_seconds", "learning_rate", "evaluation", "created")})
+        if meta.get("initialized_from"):
+            record["initialized_from"] = meta["initialized_from"]
     return model, record
 
 
