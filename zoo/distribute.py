@@ -210,7 +210,9 @@ def _setup_tensorflow() -> Plan:
     if task is not None and task[1] > 1:
         # One replica per worker on CPUs, every local GPU otherwise. It must be made before
         # TensorFlow computes anything: it configures the runtime's collectives.
-        strategy = _strategies.get("workers") or _strategies.setdefault("workers", tf.distribute.MultiWorkerMirroredStrategy())
+        if "workers" not in _strategies:
+            _strategies["workers"] = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = _strategies["workers"]
         tf.distribute.experimental_set_strategy(strategy)
         return Plan("tensorflow", strategy.num_replicas_in_sync, task[0], task[1], strategy=strategy)
     devices = tuple(d.name for d in tf.config.list_logical_devices("GPU")) or tuple(d.name for d in tf.config.list_logical_devices("CPU"))

@@ -82,24 +82,29 @@ def missed_characters(reference, hypothesis) -> list[bool]:
     """For each character of ``reference``: whether a minimal edit script (the Levenshtein
     alignment with ``hypothesis``) substitutes or deletes it. Insertions belong to no reference
     character and are not counted here. Among equal-cost alignments, matches are preferred."""
+    return _alignment(reference, hypothesis)[0]
+
+
+def _alignment(reference, hypothesis) -> tuple[list[bool], int]:
+    """`missed_characters` and the number of inserted characters of one minimal edit script."""
     n, m = len(reference), len(hypothesis)
     cost = np.zeros((n + 1, m + 1), np.int32)
     cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
     for i in range(1, n + 1):
         for j in range(1, m + 1):
             cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]))
-    missed = [False] * n
+    missed, inserted = [False] * n, 0
     i, j = n, m
     while i > 0:
         if j > 0 and cost[i, j] == cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]):
             missed[i - 1] = reference[i - 1] != hypothesis[j - 1]  # a match or a substitution
             i, j = i - 1, j - 1
         elif j > 0 and cost[i, j] == cost[i, j - 1] + 1:
-            j -= 1  # an inserted character
+            j, inserted = j - 1, inserted + 1
         else:
             missed[i - 1] = True  # deleted
             i -= 1
-    return missed
+    return missed, inserted + j  # characters read before the first one asked are inserted too
 
 
 # Where writing (and reading) fails most: the first character of a line, capitals, digits.
@@ -121,8 +126,8 @@ def errors_by_class(references, hypotheses) -> dict:
     counts = {name: [0, 0] for name in CHARACTER_CLASSES}
     inserted = 0
     for ref, hyp in zip(references, hypotheses):
-        missed = missed_characters(ref, hyp)
-        inserted += edit_distance(ref, hyp) - sum(missed)
+        missed, extra = _alignment(ref, hyp)  # one alignment gives both: no second edit distance
+        inserted += extra
         for i, miss in enumerate(missed):
             for name, member in CHARACTER_CLASSES.items():
                 if member(ref, i):

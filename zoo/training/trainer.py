@@ -29,6 +29,7 @@ a restart resumes from.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -201,12 +202,10 @@ class RunState(keras.callbacks.Callback):
         st["history"].append(row)
         if value is not None and value < st.get("best", math.inf):
             st["best"], st["best_epoch"], st["wait"] = value, epoch + 1, 0
-            if self.chief:
-                with distribute.on_this_process(), atomic.replacing(os.path.join(self.run_dir, BEST_WEIGHTS)) as tmp:
-                    self.model.save_weights(tmp)
-            elif distribute.writes_together():
-                with tempfile.TemporaryDirectory() as scratch:
-                    self.model.save_weights(os.path.join(scratch, BEST_WEIGHTS))
+            with self._writing_to() as folder:
+                if folder is not None:
+                    with atomic.replacing(os.path.join(folder, BEST_WEIGHTS)) as tmp:
+                        self.model.save_weights(tmp)
         else:
             st["wait"] = st.get("wait", 0) + 1
         if self.patience and st["wait"] >= self.patience:
@@ -217,12 +216,23 @@ class RunState(keras.callbacks.Callback):
             self.stop_reason = self._budget_reason()
         if self.stop_reason:
             self.model.stop_training = True
+        with self._writing_to() as folder:
+            if folder is not None:
+                save_checkpoint(self.model, folder, st)
+
+    @contextlib.contextmanager
+    def _writing_to(self):
+        """Where this process writes the run's files: the run folder (the chief), a scratch folder
+        thrown away (TensorFlow's other workers, whose saves must join the chief's collectives:
+        `distribute.writes_together`), or None (nothing to write)."""
         if self.chief:
             with distribute.on_this_process():
-                save_checkpoint(self.model, self.run_dir, st)
+                yield self.run_dir
         elif distribute.writes_together():
             with tempfile.TemporaryDirectory() as scratch:
-                save_checkpoint(self.model, scratch, st)
+                yield scratch
+        else:
+            yield None
 
 
 def fit(
