@@ -80,6 +80,17 @@ _positive_int = _whole_number(1, "{text} must be at least 1")
 _beam_width = _whole_number(0, "{text} is not a beam width: give 0 for greedy decoding or a number of prefixes such as 8")
 
 
+def _ema_momentum(text: str) -> float:
+    """argparse type of --ema: a momentum strictly between 0 and 1 (the average's weight on its past)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a momentum: give a number between 0 and 1 such as 0.999 (averages about the last 1000 batches)")
+    return value
+
+
 def _check_picture_path(path: str, flag: str = "--out", formats=(".svg", ".png")) -> None:
     """Refuse a picture path that cannot be written before any model is loaded or any point sampled."""
     if not path.lower().endswith(formats):

@@ -18,6 +18,7 @@ from zoo.cli.common import (
     DEFAULT_MODEL,
     _beam_width,
     _check_picture_path,
+    _ema_momentum,
     _fail,
     _fit_keeping_best,
     _positive_int,
@@ -101,16 +102,19 @@ def _warn_ignored_shape_flags(args, model, why: str) -> None:
         print(f"warning: {', '.join(ignored)} ignored: {why} keeps the model as it is; give a new --out to train another", file=sys.stderr)
 
 
-def _optimizer(model_class, learning_rate: float):
+def _optimizer(model_class, learning_rate: float, ema: float | None = None):
     """Graves' RMSProp (eq. 38-45) for the handwriting networks of the paper; Adam for the recognizer (CTC).
-    The rate comes from the flag or the named config's recipe (zoo/configs.py)."""
+    The rate comes from the flag or the named config's recipe (zoo/configs.py). ``ema``: the
+    optimiser also keeps a moving average of the weights with this momentum (Polyak averaging),
+    which validation, the best weights and the preset use (zoo/training/trainer.py)."""
     import keras
 
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if model_class.__name__ == "HandwritingRecognizer":
-        return keras.optimizers.Adam(learning_rate, clipnorm=10.0)
+        return keras.optimizers.Adam(learning_rate, clipnorm=10.0, **averaging)
     from zoo.training.graves_rmsprop import GravesRMSprop
 
-    return GravesRMSprop(learning_rate=learning_rate)
+    return GravesRMSprop(learning_rate=learning_rate, **averaging)
 
 
 def _fit_on_several_processes(model, train_data, val_data, args, unit: str):
@@ -187,7 +191,7 @@ def cmd_train(args) -> None:
             model = _rebuilt(model, dropout=given_dropout)
         if args.weight_noise is not None or args.adaptive_weight_noise:
             model = _rebuilt(model, **_weight_noise_settings(args, recognizer, len(train_raw)))
-        model.compile(optimizer=_optimizer(model_class, args.learning_rate), jit_compile=jit)
+        model.compile(optimizer=_optimizer(model_class, args.learning_rate, args.ema), jit_compile=jit)
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, INIT_RECORD), "w") as f:
             json.dump(initialized_from, f, indent=1)
@@ -211,7 +215,7 @@ def cmd_train(args) -> None:
             else:
                 model = HandwritingPredictor(**common)
         model.build()
-        model.compile(optimizer=_optimizer(model_class, args.learning_rate), jit_compile=jit)
+        model.compile(optimizer=_optimizer(model_class, args.learning_rate, args.ema), jit_compile=jit)
     else:
         print(f"resuming from {os.path.join(args.out, trainer.CHECKPOINT)}", file=sys.stderr)
         _warn_ignored_shape_flags(args, model, "resuming")
@@ -256,6 +260,7 @@ def cmd_train(args) -> None:
         "steps_per_epoch": train_data.steps_per_epoch,
         "batch_size": args.batch_size,
         "learning_rate": trainer.learning_rate(model),
+        **({"weight_average": {"ema_momentum": float(model.optimizer.ema_momentum)}} if trainer.uses_weight_average(model) else {}),
         "normalization": {"offset_mean": list(model.offset_mean), "offset_std": list(model.offset_std)},
         **_run_record(state, args, jit),
         **({"distribution": plan.describe()} if plan else {}),
@@ -468,6 +473,11 @@ def add_parsers(sub) -> None:
     s.add_argument("--pad-to", type=int, help="pad batch lengths to a multiple of this (default: 32, or 128 under XLA/JAX)")
     s.add_argument("--no-augment", dest="augment", action="store_false", help="recognizer: train on the lines as written (default: a random scale, slant and rotation of each line, drawn anew every pass)")
     s.add_argument("--dropout", type=float, help="recognizer: dropout on each BLSTM layer's inputs (default 0; with --init-from it replaces the preset's)")
+    s.add_argument(
+        "--ema", type=_ema_momentum, metavar="MOMENTUM",
+        help="keep an exponential moving average of the weights (Polyak averaging; e.g. 0.999, about the last 1000 batches): "
+        "validation, early stopping, the best weights and the preset use the average; a resumed run keeps its own",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--hardware", help="describe the machine in the preset's metadata")
     d = s.add_argument_group(

@@ -204,7 +204,8 @@ class RunState(keras.callbacks.Callback):
             st["best"], st["best_epoch"], st["wait"] = value, epoch + 1, 0
             with self._writing_to() as folder:
                 if folder is not None:
-                    with atomic.replacing(os.path.join(folder, BEST_WEIGHTS)) as tmp:
+                    # The weights that were validated: the average, where the optimiser keeps one.
+                    with averaged_weights(self.model), atomic.replacing(os.path.join(folder, BEST_WEIGHTS)) as tmp:
                         self.model.save_weights(tmp)
         else:
             st["wait"] = st.get("wait", 0) + 1
@@ -235,6 +236,34 @@ class RunState(keras.callbacks.Callback):
             yield None
 
 
+def uses_weight_average(model) -> bool:
+    """Whether ``model``'s optimiser keeps an exponential moving average of the weights (``--ema``)."""
+    return bool(getattr(getattr(model, "optimizer", None), "use_ema", False))
+
+
+@contextlib.contextmanager
+def averaged_weights(model):
+    """Polyak averaging: the optimiser's moving average of the weights in the model for the
+    duration (swapped in place, then back, so training and the checkpoint go on with the raw
+    weights); nothing changes where the optimiser keeps no average."""
+    if not uses_weight_average(model) or not model.optimizer.built:
+        yield
+        return
+    optimizer = model.optimizer
+
+    def swap():
+        for var, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
+            raw = keras.ops.convert_to_numpy(var)
+            var.assign(average)
+            average.assign(raw)
+
+    swap()
+    try:
+        yield
+    finally:
+        swap()
+
+
 def fit(
     model,
     train_data,
@@ -258,6 +287,10 @@ def fit(
     train_data.epoch = state["epoch"]  # the batch stream continues where it stopped
     run = RunState(run_dir, state, patience=patience, time_budget=time_budget, chief=chief)
     callbacks = [run]
+    if uses_weight_average(model):
+        # Validation (early stopping, the best epoch) judges the averaged weights; placed before
+        # RunState, whose on_test_end times the pass.
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     if chief:
         callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True))
     if tensorboard and chief:
