@@ -119,6 +119,32 @@ def test_early_stopping_state_survives_a_restart(tmp_path):
     assert "early stopping" in state["stop_reason"]
 
 
+def test_weight_average_is_what_is_validated_and_kept_while_the_checkpoint_resumes_the_raw_weights(tmp_path):
+    """--ema: validation judges the optimiser's moving average of the weights, best.weights.h5 holds
+    it, and the checkpoint keeps the raw weights (with the average in the optimiser) to resume."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05, use_ema=True, ema_momentum=0.9), loss="mse")
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    data = _Batches(x, x @ np.array([[1.0], [-2.0], [0.5]], np.float32))
+    run = str(tmp_path / "run")
+    assert trainer.uses_weight_average(model)
+    state = trainer.fit(model, data, data, run, epochs=3, patience=0, tensorboard=False, verbose=0)
+    average = model.get_weights()  # Keras ends fit with the average in the model
+    checkpoint = keras.saving.load_model(os.path.join(run, trainer.CHECKPOINT))
+    raw = checkpoint.get_weights()
+    assert not np.allclose(raw[0], average[0], atol=1e-4)  # SGD moved ahead of its average
+    assert state["best_epoch"] == 3 and state["history"][-1]["val_loss"] == pytest.approx(model.evaluate(x, data.y, verbose=0), rel=1e-5)
+    kept = keras.models.clone_model(model)
+    kept.load_weights(os.path.join(run, trainer.BEST_WEIGHTS))
+    for a, b in zip(kept.get_weights(), average):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    for a, b in zip(checkpoint.optimizer._model_variables_moving_average, average):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), b, rtol=1e-6)
+    with trainer.averaged_weights(checkpoint):  # swapped in, then back
+        np.testing.assert_allclose(checkpoint.get_weights()[0], average[0], rtol=1e-6)
+    np.testing.assert_allclose(checkpoint.get_weights()[0], raw[0])
+
+
 class _SlowBatches(_Batches):
     """Ten batches an epoch, each taking ``delay`` seconds to produce."""
 
