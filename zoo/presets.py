@@ -74,10 +74,10 @@ def from_preset(name_or_path: str):
         model.load_weights(path)
     except Exception as exc:  # h5py's OSError for a truncated copy, Keras' ValueError for another model's weights
         raise _damaged(path, folder, exc) from exc
-    styles = load_styles(folder)
+    styles, default = _read_styles(folder)
     if styles:
         model.styles = styles  # named primes for write(..., style=NAME)
-        model.default_style = default_style(folder)  # write(..., style=None) primes with it
+        model.default_style = default  # write(..., style=None) primes with it
     from zoo.sampling.engines import mark_loaded
 
     mark_loaded(model, folder)  # the engine choice looks here for a current ONNX export (zoo.sampling.engines)
@@ -211,23 +211,25 @@ def save_styles(folder: str, styles: dict, default: str | None = None) -> None:
         np.savez_compressed(tmp, **arrays)
 
 
-def load_styles(name_or_path: str) -> dict:
+def _read_styles(name_or_path: str) -> tuple[dict, str | None]:
+    """styles.npz in one read: ({name: (raw offsets, text)}, the default style's name or None)."""
     path = os.path.join(preset_path(name_or_path), STYLES)
     if not os.path.isfile(path):
-        return {}
-    folder = os.path.dirname(path)
+        return {}, None
     try:
         with np.load(path) as z:
             names = [k.split("/", 1)[1] for k in z.files if k.startswith("offsets/")]
-            return {n: (z[f"offsets/{n}"], str(z[f"text/{n}"])) for n in sorted(names)}
+            styles = {n: (z[f"offsets/{n}"], str(z[f"text/{n}"])) for n in sorted(names)}
+            return styles, (str(z["default"]) if "default" in z.files else None)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise _damaged(path, folder, exc) from exc
+        raise _damaged(path, os.path.dirname(path), exc) from exc
+
+
+def load_styles(name_or_path: str) -> dict:
+    """The named styles of a synthesis preset: {name: (raw offsets (N, 3), text)} ({} if it has none)."""
+    return _read_styles(name_or_path)[0]
 
 
 def default_style(name_or_path: str) -> str | None:
     """The style a synthesis preset writes in when none is asked for, or None (unprimed)."""
-    path = os.path.join(preset_path(name_or_path), STYLES)
-    if not os.path.isfile(path):
-        return None
-    with np.load(path) as z:
-        return str(z["default"]) if "default" in z.files else None
+    return _read_styles(name_or_path)[1]
