@@ -84,6 +84,14 @@ def export_model(model, out: str, formats=FORMATS, opset: int | None = None, int
             from export.runtime import file_sha256
 
             entry["weights_sha256"] = file_sha256(weights)
+        earlier = meta.get(EXPORT_KEY) or {}
+        if earlier.get("weights_sha256") == entry.get("weights_sha256"):
+            # A format exported earlier from these same weights stays current: exporting the other
+            # one (say saved_model after onnx) must not make samplers think the ONNX graphs stale.
+            for fmt in FORMATS:
+                if fmt not in formats and fmt in earlier.get("formats", ()) and fmt in earlier:
+                    entry["formats"].append(fmt)
+                    entry[fmt] = earlier[fmt]
         meta[EXPORT_KEY] = entry
         with open(meta_path, "w") as f:
             json.dump(meta, f, indent=1)

@@ -199,17 +199,32 @@ def synthesis_graphs(model) -> Graphs:
     def log_likelihood(inputs, targets, mask, text):
         return {"log_likelihood": -mixture.sequence_nll(model((inputs, text)), targets, mask, m)}
 
-    # Characters -> ids as alphabet.encode does; characters the model does not know become spaces.
+    # Characters -> ids as alphabet.encode does: a character the model does not know (-1 here) or an
+    # empty line stops the call with the same advice as zoo write, never a silent substitute.
     codepoints = [ord(ch) for ch in model.alphabet.chars]
-    table = np.full(max(codepoints) + 2, model.alphabet.index.get(" ", 0), np.int32)
+    table = np.full(max(codepoints) + 2, -1, np.int32)
     for ch, i in model.alphabet.index.items():
         table[ord(ch)] = i
+    space = model.alphabet.index.get(" ", -1)
+    unknown_message = (
+        f"the text holds characters the model cannot write: it knows only {model.alphabet.chars!r}. "
+        "Rewrite the text (or substitute them before the call, as zoo.data.alphabet.Alphabet.substitute does)"
+    )
 
     @tf.function(input_signature=[_spec((None,), tf.string, "text"), _spec((), name="bias"), _spec((), tf.int64, "seed"), _spec((), tf.int32, "max_steps_per_char")])
     def write(text, bias, seed, max_steps_per_char):
         """text lines -> raw pen offsets (batch, steps, 3) and each line's length, by Graves' stopping rule."""
         cp = tf.strings.unicode_decode(text, "UTF-8")
-        ids = tf.gather(tf.constant(table), tf.minimum(cp, len(table) - 1)).to_tensor()
+        ragged = tf.gather(tf.constant(table), tf.minimum(cp, len(table) - 1))
+        checks = [
+            tf.debugging.assert_non_negative(ragged.flat_values, message=unknown_message),
+            tf.debugging.assert_positive(
+                tf.reduce_sum(tf.cast(ragged != space, tf.int32), axis=1),
+                message="a line of the text is empty: give at least one character to write on every line",
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            ids = tf.identity(ragged.to_tensor())
         ids = tf.pad(ids, [[0, 0], [0, 1]])  # phi(t, U + 1) of the stopping rule
         count = tf.shape(ids)[0]
         caps = tf.maximum(1, max_steps_per_char * tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1))  # as driver.line_caps

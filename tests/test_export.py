@@ -201,6 +201,12 @@ def test_saved_model_reload_reproduces_keras(exported):
     lengths = written["lengths"].numpy()
     assert written["strokes"].shape[0] == 2 and 1 <= lengths[0] <= 25 and 1 <= lengths[1] <= 15  # 5 points per character of each line
     assert written["strokes"].numpy()[0, lengths[0] - 1, 2] == 1.0
+    # As zoo write: an unknown character or an empty line is refused with the fix, never written as a space.
+    args = dict(bias=tf.constant(0.5), seed=tf.constant(1, tf.int64), max_steps_per_char=tf.constant(5))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="cannot write: it knows only"):
+        loaded.signatures["write"](text=tf.constant(["Hello", "snow\u2603man"]), **args)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a line of the text is empty"):
+        loaded.signatures["write"](text=tf.constant(["Hello", "  "]), **args)
 
 
 def test_runtime_imports_no_tensorflow(exported):
@@ -267,6 +273,11 @@ def test_missing_corrupt_and_stale_exports(exported, tmp_path):
     model.save_weights(os.path.join(stale, "model.weights.h5"))
     assert not runtime.current_export(stale)
     assert runtime.has_onnx(stale)
+    # Exporting one format again keeps the record of the other, made from the same weights.
+    again = str(tmp_path / "again")
+    shutil.copytree(exported["pred"], again)
+    entry = export_model(again, again, formats=("saved_model",))
+    assert entry["formats"] == ["saved_model", "onnx"] and entry["onnx"]["int8"] and runtime.current_export(again, "int8")
     # `--backend onnx` on a preset without an export fails with the command that makes one.
     plain = str(tmp_path / "plain")
     save_preset(tiny_predictor(), plain, {})
