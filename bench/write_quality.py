@@ -98,9 +98,9 @@ def main():
     print("| text, bias | lines | CER | WER | lines CER > 0.5 | at step cap | control: words shuffled, CER / WER |")
     print("|---|---|---|---|---|---|---|")
     for key, r in report["results"].items():
-        c = r.get("control_shuffled_words", {})
-        print(f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | {r['lines_at_step_cap']} | "
-              f"{100 * c.get('cer', float('nan')):.1f}% / {100 * c.get('wer', float('nan')):.1f}% |")
+        c = r.get("control_shuffled_words")
+        control = f"{100 * c['cer']:.1f}% / {100 * c['wer']:.1f}%" if c else "not run (--no-control)"
+        print(f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | {r['lines_at_step_cap']} | {control} |")
     classes = list(next(iter(report["results"].values()))["by_class"])
     print("\nCharacters missed (substituted or deleted) by class, % (count asked):\n")
     print("| text, bias | " + " | ".join(classes) + " |")
