@@ -35,6 +35,7 @@ def worktrees() -> str:
     return subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
 
 
+@pytest.mark.slow  # 35 s (two subprocesses and a git worktree): kept out of the 15-minute default suite
 @pytest.mark.skipif(shutil.which("git") is None or not os.path.isdir(os.path.join(REPO, ".git")), reason="needs a git checkout")
 def test_compare_commit_times_both_codes_on_the_same_batches_and_weights(small_cache):
     before = worktrees()
