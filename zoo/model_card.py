@@ -124,6 +124,12 @@ def _measurements(meta: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def _weight_average_note(meta: dict) -> str:
+    """What a card says of a preset trained with --ema ("" otherwise)."""
+    average = meta.get("weight_average")
+    return f"; the weights are the moving average of training's (EMA momentum {average['ema_momentum']:g})" if average else ""
+
+
 def handwriting_card(name: str, config: dict, meta: dict) -> str:
     """README.md of a handwriting preset (prediction or synthesis)."""
     ev = meta.get("evaluation", {})
@@ -180,7 +186,7 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
             "optimiser",
             lambda: f"Graves RMSProp (eq. 38-45), final lr {meta['learning_rate']:.3g}; derivatives clipped to "
             f"[-{config['lstm_clip']:g}, {config['lstm_clip']:g}] (LSTM) and [-{config['output_clip']:g}, {config['output_clip']:g}] (output)"
-            + (f"; the weights are the moving average of training's (EMA momentum {meta['weight_average']['ema_momentum']:g})" if meta.get("weight_average") else ""),
+            + _weight_average_note(meta),
         ),
     )
     parts = [
@@ -294,8 +300,7 @@ def recognizer_card(name: str, config: dict, meta: dict) -> str:
             rows.append(f"| {key} | CER {100 * other['cer']:.1f}%, WER {100 * other['wer']:.1f}% ({other.get('lines', '?')} lines, {other.get('decoding', 'greedy')}) |")
     if "epochs" in meta:
         dropout = f", dropout {config['dropout']:g} on the BLSTM inputs" if config.get("dropout") else ""
-        if meta.get("weight_average"):
-            dropout += f"; the weights are the moving average of training's (EMA momentum {meta['weight_average']['ema_momentum']:g})"
+        dropout += _weight_average_note(meta)
         rows.append(
             f"| training | {meta['epochs']} epochs of {meta.get('steps_per_epoch', '?')} batches of {meta.get('batch_size', '?')}, "
             f"{meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('hardware', '?')}; Adam lr {meta.get('learning_rate', float('nan')):g} at the end, CTC loss"

@@ -249,19 +249,14 @@ def averaged_weights(model):
     if not uses_weight_average(model) or not model.optimizer.built:
         yield
         return
-    optimizer = model.optimizer
-
-    def swap():
-        for var, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
-            raw = keras.ops.convert_to_numpy(var)
-            var.assign(average)
-            average.assign(raw)
-
-    swap()
+    # Keras' own swap (the callback that validation uses), with its path for distributed variables.
+    swapper = keras.callbacks.SwapEMAWeights()
+    swapper.set_model(model)
+    swapper._swap_variables()
     try:
         yield
     finally:
-        swap()
+        swapper._swap_variables()
 
 
 def fit(
