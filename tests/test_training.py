@@ -41,8 +41,9 @@ def test_killed_run_resumes_where_it_stopped(fixture_cache, tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)  # kill -9: no chance to clean up
         proc.wait()
-    with open(state_path) as f:
-        killed_at = json.load(f)["epoch"]
+    # The epoch a resume starts from is the checkpoint's own (state.json is a copy written
+    # just after it: a kill between the two leaves the copy one epoch behind).
+    killed_at = trainer.load_state(run)["epoch"]
     assert keras.saving.load_model(os.path.join(run, trainer.CHECKPOINT)) is not None  # never half-written
     target = killed_at + 2
     # Resumed with a lower rate (annealing): the new rate replaces the checkpoint's.
