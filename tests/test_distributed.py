@@ -252,6 +252,9 @@ def jax_two_devices(tmp_path_factory):
         proc.communicate()
 
 
+# The one-process, two-device parity runs (about 2 minutes for both, side by side) are `slow`: the
+# default suite keeps the two-process runs below, which cover the same train step on both backends.
+@pytest.mark.slow
 def test_tensorflow_mirrored_two_devices_match_one_device(tmp_path, jax_two_devices):
     iam = make_iam_folder(str(tmp_path / "iam"))
     proc = start_worker(sys.executable, "parity", "--folder", str(tmp_path), "--control", "--cli", iam, str(tmp_path / "cli"))
@@ -269,6 +272,7 @@ def test_tensorflow_mirrored_two_devices_match_one_device(tmp_path, jax_two_devi
     assert meta["epochs"] == 2 and meta["evaluation"]["nll_nats_per_line"] == pytest.approx(best, rel=1e-5)
 
 
+@pytest.mark.slow
 @NEEDS_JAX
 def test_jax_data_parallel_two_devices_match_one_device(jax_two_devices):
     report = report_of(jax_two_devices)

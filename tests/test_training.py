@@ -217,6 +217,16 @@ def test_handwriting_weight_noise_trains_and_leaves_the_means_for_sampling(fixtu
          "--steps-per-epoch", "1", "--epochs", "1"])
     tuned = from_preset(str(tmp_path / "run2" / "preset"))
     assert tuned.weight_noise == 0.05 and not tuned.adaptive_noise
+    # Widened (--units above the preset's): with no epoch trained it scores what the preset scored.
+    zoo(["train", "prediction", *common, "--units", "9", "--out", str(tmp_path / "run3"), "--init-from", str(tmp_path / "run2" / "preset"), "--epochs", "0"])
+    with open(tmp_path / "run2" / "preset" / "metadata.json") as f:
+        narrow = json.load(f)["evaluation"]["nll_nats_per_line"]
+    with open(tmp_path / "run3" / "preset" / "metadata.json") as f:
+        meta = json.load(f)
+    assert meta["initialized_from"]["widened"] == {"from_units": 6, "to_units": 9}
+    assert meta["evaluation"]["nll_nats_per_line"] == pytest.approx(narrow, rel=1e-5)
+    assert from_preset(str(tmp_path / "run3" / "preset")).units == 9
+    assert "widened from 6 to 9 units per layer" in (tmp_path / "run3" / "preset" / "README.md").read_text()
     import zoo.cli.handwriting as handwriting
 
     said = []
@@ -229,3 +239,36 @@ def test_handwriting_weight_noise_trains_and_leaves_the_means_for_sampling(fixtu
     with pytest.raises(SystemExit):
         zoo(["train", "recognizer", *common[:2], "--out", str(tmp_path / "r"), "--weight-noise", "0.1"])
     assert said and "the recognizer has --dropout" in said[0]
+
+
+def test_a_widened_network_computes_what_the_narrow_one_did_and_then_uses_its_new_units():
+    """`zoo train ... --init-from PRESET --units N` (zoo/training/widen.py): old units keep their weights,
+    new ones start with random incoming and zero outgoing weights."""
+    from zoo.data.alphabet import Alphabet
+    from zoo.models import HandwritingPredictor, HandwritingSynthesizer
+    from zoo.training.widen import widen
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 30, 3)).astype("float32")
+    text = np.array([[1, 2, 3, 4, 0], [2, 3, 1, 0, 0]])
+    narrow_synth = HandwritingSynthesizer(Alphabet.from_texts(["hello world"]), units=8, num_layers=3, num_mixtures=3, window_components=2)
+    narrow_pred = HandwritingPredictor(units=8, num_layers=2, num_mixtures=3)
+    for narrow, inputs, units in ((narrow_synth, (x, text), 20), (narrow_pred, x, 13)):
+        narrow.build()
+        for v in narrow.weights:  # trained-looking weights, not the initial ones
+            v.assign(rng.normal(0, 0.3, v.shape).astype("float32"))
+        wide = widen(narrow, units)
+        assert wide.units == units and type(wide) is type(narrow)
+        before = keras.ops.convert_to_numpy(narrow(inputs))
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(wide(inputs)), before, atol=1e-5)
+        # Silent, not dead: the new units are active, and once the output reads them the function changes.
+        first_kernel = wide.weights[0]
+        assert first_kernel.path.endswith("lstm_1/kernel")
+        assert np.abs(first_kernel.numpy()[:, 8:units]).max() > 0.01
+        kernel = wide.head.dense.kernel.numpy()
+        assert np.abs(kernel[8:units]).max() == 0.0
+        kernel[units - 1] += 0.5
+        wide.head.dense.kernel.assign(kernel)
+        assert np.abs(keras.ops.convert_to_numpy(wide(inputs)) - before).max() > 1e-3
+    with pytest.raises(ValueError, match="narrower than the preset's 8 units"):
+        widen(narrow_pred, 4)

@@ -174,6 +174,7 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
                 f"{meta.get('total_epochs', meta['epochs'])} epochs in all of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "
                 f"{total_h:.1f} h on {meta['hardware']}: {meta.get('learning_rate_schedule', '')}; "
                 f"started from {prev.get('preset')}, {_nan(prev.get('evaluation', {}).get('nll_nats_per_line')):.1f} nats per line"
+                + (f", widened from {prev['widened']['from_units']} to {prev['widened']['to_units']} units per layer (its new units started silent)" if prev.get("widened") else "")
             )
         return (
             f"{meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "

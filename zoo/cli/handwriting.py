@@ -185,6 +185,17 @@ def cmd_train(args) -> None:
     if model is None and args.init_from:
         # Fine-tune (or continue) a preset: its weights, alphabet and normalisation, a fresh optimiser.
         model, initialized_from = _init_from_preset(args.init_from, model_class)
+        if args.units and args.units != model.units and not recognizer:
+            # A wider network from a narrower preset, computing the same function to start with.
+            from zoo.training.widen import widen
+
+            narrow = model.units
+            try:
+                model = widen(model, args.units)
+            except ValueError as exc:
+                _fail(str(exc))
+            initialized_from["widened"] = {"from_units": narrow, "to_units": args.units}
+            print(f"widened {args.init_from} from {narrow} to {args.units} units per layer: the new units start silent (zoo/training/widen.py)", file=sys.stderr)
         if given_dropout is not None:
             if not recognizer:
                 _fail(f"--dropout applies to the recognizer only; {model_class.__name__} has no dropout")
@@ -460,7 +471,8 @@ def add_parsers(sub) -> None:
     s.add_argument(
         "--init-from",
         metavar="PRESET",
-        help="handwriting: start a new run from a preset's weights (fine-tuning, or continuing a shipped model) instead of from scratch",
+        help="handwriting: start a new run from a preset's weights (fine-tuning, or continuing a shipped model) instead of from scratch; "
+        "with a larger --units, a wider network that starts computing what the preset did (e.g. 3x400 from the 3x128)",
     )
     s.add_argument("--learning-rate", type=float, help="default: the named config's recipe (zoo/configs.py: handwriting 1e-4 Graves RMSProp, recognizer 1e-3 Adam; text per config); when resuming, a given rate replaces the checkpoint's (annealing)")
     s.add_argument("--time-budget", type=float, help="stop after this many seconds of training in all, over resumed sessions too (checked after every batch)")
