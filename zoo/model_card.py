@@ -124,6 +124,15 @@ def _measurements(meta: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def _earlier_legs(meta: dict) -> list:
+    """The earlier training legs of a preset, newest first (each --init-from records the one before it)."""
+    legs, prev = [], meta.get("initialized_from")
+    while prev:
+        legs.append(prev)
+        prev = prev.get("initialized_from")
+    return legs
+
+
 def _weight_average_note(meta: dict) -> str:
     """What a card says of a preset trained with --ema ("" otherwise)."""
     average = meta.get("weight_average")
@@ -169,10 +178,16 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
     def training():
         if meta.get("initialized_from"):
             prev = meta["initialized_from"]
-            total_h = meta.get("total_train_seconds", meta.get("train_seconds", 0.0)) / 3600
+            legs = _earlier_legs(meta)
+            epochs = meta["epochs"] + sum(leg.get("epochs") or 0 for leg in legs)
+            total_h = (meta.get("train_seconds", 0.0) + sum(leg.get("train_seconds") or 0.0 for leg in legs)) / 3600
+            # Oldest leg first: its epochs and the rate it ended at.
+            schedule = meta.get("learning_rate_schedule") or ", then ".join(
+                f"{leg.get('epochs', '?')} at lr {leg.get('learning_rate', float('nan')):.2g}" for leg in [*reversed(legs), meta]
+            )
             return (
-                f"{meta.get('total_epochs', meta['epochs'])} epochs in all of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "
-                f"{total_h:.1f} h on {meta['hardware']}: {meta.get('learning_rate_schedule', '')}; "
+                f"{epochs} epochs in all of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "
+                f"{total_h:.1f} h on {meta['hardware']}: {schedule}; "
                 f"started from {prev.get('preset')}, {_nan(prev.get('evaluation', {}).get('nll_nats_per_line')):.1f} nats per line"
                 + (f", widened from {prev['widened']['from_units']} to {prev['widened']['to_units']} units per layer (its new units started silent)" if prev.get("widened") else "")
             )
@@ -307,11 +322,7 @@ def recognizer_card(name: str, config: dict, meta: dict) -> str:
             f"{meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('hardware', '?')}; Adam lr {meta.get('learning_rate', float('nan')):g} at the end, CTC loss"
             f"{dropout} |"
         )
-    legs = []  # the earlier training legs, newest first (each --init-from records the one before it)
-    prev = meta.get("initialized_from")
-    while prev:
-        legs.append(prev)
-        prev = prev.get("initialized_from")
+    legs = _earlier_legs(meta)
     for n, leg in enumerate(legs):  # a fine-tuning leg: the earlier training counts too
         rows.append(
             f"| {'started from' if n == 0 else 'before that'} | {os.path.basename(str(leg.get('preset', '?')))} as of {leg.get('created', '?')}: "
