@@ -24,33 +24,21 @@ def _cells(model):
     return model.cells if hasattr(model, "cells") else model.lstm.cells
 
 
-def _positions(old_units: int, new_units: int, layout) -> np.ndarray:
-    """Where each old row (or column) goes in the wider matrix.
+def _axis(old_units: int, new_units: int, layout) -> tuple[np.ndarray, np.ndarray]:
+    """One axis of a weight matrix, before and after widening: (where each old row or column goes,
+    the rows that read a new unit, whose weights start at zero).
 
     ``layout``: the axis as segments, ("fixed", size) for inputs that do not change
     (pen offsets, the window's characters, the mixture parameters) and "hidden" for
     one layer's units (old_units wide before, new_units after)."""
-    out, start = [], 0
+    kept, silent, start = [], [], 0
     for seg in layout:
+        size = new_units if seg == "hidden" else seg[1]
+        kept.append(start + np.arange(old_units if seg == "hidden" else size))
         if seg == "hidden":
-            out.append(start + np.arange(old_units))
-            start += new_units
-        else:
-            out.append(start + np.arange(seg[1]))
-            start += seg[1]
-    return np.concatenate(out)
-
-
-def _silent_rows(old_units: int, new_units: int, layout) -> np.ndarray:
-    """The rows (of the wider matrix) that read a new unit: their weights start at zero."""
-    out, start = [], 0
-    for seg in layout:
-        if seg == "hidden":
-            out.append(start + np.arange(old_units, new_units))
-            start += new_units
-        else:
-            start += seg[1]
-    return np.concatenate(out) if out else np.zeros(0, int)
+            silent.append(start + np.arange(old_units, new_units))
+        start += size
+    return np.concatenate(kept), (np.concatenate(silent) if silent else np.zeros(0, int))
 
 
 def widen(model, units: int):
@@ -87,12 +75,13 @@ def widen(model, units: int):
     for src, dst, rows, cols in plans:
         value = np.array(dst.numpy())
         old_value = np.asarray(src.numpy())
-        c = _positions(old, units, cols)
+        c, _ = _axis(old, units, cols)
         if rows is None:  # a bias: old units keep theirs, new units the fresh init
             value[c] = old_value
         else:
-            value[_silent_rows(old, units, rows), :] = 0.0
-            value[np.ix_(_positions(old, units, rows), c)] = old_value
+            r, silent = _axis(old, units, rows)
+            value[silent, :] = 0.0
+            value[np.ix_(r, c)] = old_value
         dst.assign(value)
     # Anything else (adaptive weight noise's log-sigmas) keeps the fresh network's initial values.
     return wide
