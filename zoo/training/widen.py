@@ -47,12 +47,8 @@ def widen(model, units: int):
     old = model.units
     if units < old:
         raise ValueError(f"--units {units} is narrower than the preset's {old} units per layer: a network can be widened, not narrowed")
-    config = model.get_config()
-    wide = type(model).from_config({**config, "units": units})
+    wide = type(model).from_config({**model.get_config(), "units": units})
     wide.build()
-    if units == old:
-        wide.set_weights(model.get_weights())
-        return wide
     synthesis = hasattr(model, "window")
     chars = model.num_chars if synthesis else 0
     gates = ["hidden"] * 4  # i, f, c, o blocks of the fused kernels' columns
