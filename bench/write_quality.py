@@ -6,7 +6,9 @@ lines of IAM-OnDB (needs ``--data``), and the sentences of
 ``bench/sentences.txt`` (not IAM-OnDB text; capitals at the start, x, z,
 digits, semicolons). Printed per set and bias: the character and word error
 rates (edit distances summed over the lines), the lines read with CER > 0.5,
-the lines that hit the step cap, and the same rates for the same lines with
+the lines written again (a loop on one letter, or the step cap reached; `write`'s
+rewrites), those still failed after that, the lines that hit the step cap, and
+the same rates for the same lines with
 their words shuffled (a control: a recognizer that reads letters, not words
 in context, scores them alike). The recognizer's own CER on real
 ``testset_v`` lines comes from its metadata, to set beside them. A second
@@ -47,6 +49,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--style", help="prime every line with this style stored with the preset (default: the preset's default style; 'none': unprimed)")
     p.add_argument("--no-control", dest="control", action="store_false", help="skip the shuffled-words control (half the time)")
+    p.add_argument("--rewrites", type=int, help="write a line again when it loops on a letter or hits the step cap, up to N times (default: write()'s, 2; 0: never)")
     p.add_argument("--beam", type=int, default=0, help="CTC beam width of the recognizer (default: greedy)")
     p.add_argument("--out", default="docs/img", help="folder for write-bias<B>.png (the first ten sentences)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -78,7 +81,7 @@ def main():
     for bias in (float(b) for b in args.biases.split(",")):
         for name, lines in sets.items():
             t0 = time.perf_counter()
-            result = legibility(writer, reader, lines, bias=bias, seed=args.seed, style=args.style, beam_width=args.beam, control=args.control)
+            result = legibility(writer, reader, lines, bias=bias, seed=args.seed, style=args.style, beam_width=args.beam, control=args.control, rewrites=args.rewrites)
             result["seconds"] = round(time.perf_counter() - t0, 1)
             report["results"][f"{name}, bias {bias:g}"] = result
             report["style"] = result["style"]
@@ -95,12 +98,12 @@ def main():
         print(json.dumps(report, indent=1))
         return
     print(f"{args.model}, style {report['style']}, read by {args.recognizer} (its CER on real testset_v lines: {100 * (real.get('cer') or float('nan')):.1f}%), seed {args.seed}\n")
-    print("| text, bias | lines | CER | WER | lines CER > 0.5 | at step cap | control: words shuffled, CER / WER |")
-    print("|---|---|---|---|---|---|---|")
+    print("| text, bias | lines | CER | WER | lines CER > 0.5 | rewritten | still failed | at step cap | control: words shuffled, CER / WER |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for key, r in report["results"].items():
         c = r.get("control_shuffled_words")
         control = f"{100 * c['cer']:.1f}% / {100 * c['wer']:.1f}%" if c else "not run (--no-control)"
-        print(f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | {r['lines_at_step_cap']} | {control} |")
+        print(f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | {r['lines_rewritten']} | {r['lines_failed']} | {r['lines_at_step_cap']} | {control} |")
     classes = list(next(iter(report["results"].values()))["by_class"])
     print("\nCharacters missed (substituted or deleted) by class, % (count asked):\n")
     print("| text, bias | " + " | ".join(classes) + " |")

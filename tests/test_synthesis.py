@@ -13,6 +13,7 @@ from zoo.data.alphabet import Alphabet, UnknownCharacters
 from zoo.layers.window import SoftWindow, past_the_end, text_end_masks
 from zoo.models.synthesizer import HandwritingSynthesizer
 from zoo.presets import from_preset, load_styles, save_preset, save_styles
+from zoo.sampling import driver
 from zoo.sampling.handwriting import write
 
 ALPHABET = Alphabet.from_texts(["Hello world, the quick brown fox jumps over the lazy dog. 0123456789 QXZ!?'\""])
@@ -100,6 +101,75 @@ def test_a_line_that_never_ends_stops_at_its_own_cap_not_the_longest_lines():
     assert [len(o) for o in offsets] == [30, 95]
     primed = write(m, lines, seed=0, max_steps_per_char=5, prime=(np.random.default_rng(0).normal(3, 5, (20, 3)).astype("float32"), "Hello"))
     assert [len(o) for o in primed] == [30, 95]  # the prime's characters are read, not written: no cap for them
+
+
+def test_longest_dwell_counts_the_longest_run_of_one_window_peak():
+    phi = np.zeros((9, 4), np.float32)
+    for t, u in enumerate([0, 0, 1, 1, 1, 1, 2, 0, 0]):
+        phi[t, u] = 1.0
+    phi[:, 3] = 5.0  # past the line's 3 characters: never counted
+    assert driver.longest_dwell(phi, 3) == 4
+    assert driver.longest_dwell(phi[:0], 3) == 0 and driver.longest_dwell(phi[:1], 3) == 1
+    assert driver.rewrite_seed(5, 0) == 5 and driver.rewrite_seed(5, 2) == 5 + 2 * 7919
+    assert driver.rewrite_seed(2**32 - 1, 1) == 7918  # kept to 32 bits, as the page's generator takes them
+
+
+class FirstTryLoops:
+    """The Keras engine, except that in its first sampling loop line ``line``'s window stays on one
+    character: the driver must take that line as failed and write it again."""
+
+    def __init__(self, engine, line):
+        self.engine, self.line, self.calls = engine, line, []
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def strokes_loop(self, x, state, noise, bias, caps, text=None):
+        points, phis, ends = self.engine.strokes_loop(x, state, noise, bias, caps, text)
+        self.calls.append(len(caps))
+        if len(self.calls) == 1:
+            phis = np.array(phis)
+            phis[:, self.line] = 0.0
+            phis[:, self.line, 0] = 1.0
+        return points, phis, ends
+
+
+def test_a_line_that_loops_on_one_letter_is_written_again_with_new_noise():
+    from zoo.sampling.engines import engine_for
+
+    m = fast_window(tiny())
+    lines = ["Hello", "the quick brown fox", "dog"]
+    prime = (np.random.default_rng(0).normal(3, 5, (20, 3)).astype("float32"), "Hello")
+    once = write(m, lines, bias=0.5, seed=3, prime=prime, rewrites=0)
+    looping = FirstTryLoops(engine_for(m, "keras"), line=1)
+    # This window passes about 0.4 characters per point: a line dwells 2 or 3 points per character.
+    written = driver.write_lines(looping, lines, bias=0.5, seed=3, prime=prime, max_dwell=8)
+    assert looping.calls == [3, 1] and written.attempts == [1, 2, 1] and written.failed == [False] * 3
+    for b in (0, 2):  # the lines that did not loop are the first writing's
+        np.testing.assert_array_equal(written[b], once[b])
+    # The loop's line is what writing it alone (its own primed state) gives with the second seed.
+    alone = write(m, lines[1:2], bias=0.5, seed=driver.rewrite_seed(3, 1), prime=prime, rewrites=0)[0]
+    assert len(written[1]) == len(alone) and np.allclose(written[1], alone, atol=1e-4)
+    assert not (len(alone) == len(once[1]) and np.allclose(alone, once[1]))
+    phi, text = written.alignments[1]
+    assert text == "Hello the quick brown fox" and len(phi) == len(written[1])
+
+
+def test_a_line_that_fails_every_try_keeps_its_first_writing():
+    m = stuck_window(tiny())  # every line runs to its cap, every time
+    lines = ["Hi you", "the fox"]
+    written = driver.write_lines(engine_for_keras(m), lines, seed=0, max_steps_per_char=5)
+    assert written.attempts == [3, 3] and written.failed == [True, True]
+    for a, b in zip(written, write(m, lines, seed=0, max_steps_per_char=5, rewrites=0)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="rewrites must be >= 0"):
+        write(m, lines, rewrites=-1)
+
+
+def engine_for_keras(m):
+    from zoo.sampling.engines import engine_for
+
+    return engine_for(m, "keras")
 
 
 def reference_past_the_end(phi, length):

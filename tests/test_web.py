@@ -108,7 +108,8 @@ def set_substitute(page, on: bool) -> None:
     page.eval_on_selector("#substitute", "(el, on) => { el.checked = on; el.dispatchEvent(new Event('change')); }", on)
 
 
-def write(page, text: str, style: str = "", bias: float = 0.75, seed: int = 0, noise: np.ndarray | None = None, substitute: bool = False) -> dict:
+def write(page, text: str, style: str = "", bias: float = 0.75, seed: int = 0, noise: np.ndarray | None = None, substitute: bool = False,
+          max_dwell: int | None = None) -> dict:
     """Type the text, set the controls, press Write and wait for the drawing to finish; the page's result."""
     page.fill("#text", "")
     page.locator("#text").press_sequentially(text)
@@ -117,10 +118,11 @@ def write(page, text: str, style: str = "", bias: float = 0.75, seed: int = 0, n
     page.eval_on_selector("#bias", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", str(bias))
     set_substitute(page, substitute)
     if noise is not None:
-        page.evaluate("([values, steps, count]) => zooPage.useNoise(values, steps, count)", [noise.ravel().tolist(), noise.shape[0], noise.shape[1]])
+        page.evaluate("([values, steps, count, maxDwell]) => zooPage.useNoise(values, steps, count, maxDwell)",
+                      [noise.ravel().tolist(), noise.shape[0], noise.shape[1], max_dwell])
     page.click("#write")
     page.wait_for_function("['done', 'error'].includes(zooPage.state)", timeout=60_000)
-    result = page.evaluate("({state: zooPage.state, error: zooPage.error, lines: zooPage.lines, offsets: zooPage.offsets, timings: zooPage.timings})")
+    result = page.evaluate("({state: zooPage.state, error: zooPage.error, lines: zooPage.lines, offsets: zooPage.offsets, timings: zooPage.timings, attempts: zooPage.attempts})")
     assert result["state"] == "done", result["error"]
     result["offsets"] = [np.asarray(line, np.float32).reshape(-1, 3) for line in result["offsets"]]
     return result
@@ -135,6 +137,7 @@ def test_serve_gives_the_preset_as_the_page_needs_it(server, python_writer):
     assert config["alphabet"] == python_writer.alphabet.chars
     assert config["offset_mean"] == python_writer.offset_mean.tolist() and config["offset_std"] == python_writer.offset_std.tolist()
     assert (config["wrap_width"], config["bias"], config["max_steps_per_char"]) == (WRAP_WIDTH, driver.WRITE_BIAS, 40)
+    assert (config["rewrites"], config["max_dwell"]) == (driver.REWRITES, driver.MAX_DWELL)
     assert {s["name"] for s in config["styles"]} == set(python_writer.styles)
     assert config["default_style"] == python_writer.default_style == "a06-014-05"  # zoo write's default, selected when the page opens
     style = config["styles"][0]
@@ -237,6 +240,21 @@ def test_unknown_characters_are_shown_before_sampling_with_the_offer_to_substitu
         [alphabet.chars, cases],
     )
     assert mirrored == [[alphabet.unknown(t), alphabet.substitute(t)] for t in cases]
+    # ... and its rewrites mirror the driver's: the same dwell on the same window, the same seeds.
+    phis = np.random.default_rng(1).random((40, 3, 9)).astype(np.float32)
+    phis[5:30, 1, 4] = 2.0  # line 1 stays on character 4 for 25 steps
+    dwell = page.evaluate(
+        """async ([phis, cases]) => {
+            const { longestDwell, rewriteSeed } = await import('/writing.js');
+            const data = Float32Array.from(phis);
+            return [cases.map(([b, end, length]) => longestDwell(data, 3, 9, b, end, length)),
+                    [[0, 0], [5, 1], [4294967295, 2]].map(([s, a]) => rewriteSeed(s, a))];
+        }""",
+        [phis.ravel().tolist(), [[0, 40, 8], [1, 40, 8], [1, 20, 5], [2, 0, 8], [2, 13, 1]]],
+    )
+    assert dwell[0] == [driver.longest_dwell(phis[:end, b], length) for b, end, length in [[0, 40, 8], [1, 40, 8], [1, 20, 5], [2, 0, 8], [2, 13, 1]]]
+    assert dwell[0][1] >= 25 and dwell[0][3] == 0
+    assert dwell[1] == [driver.rewrite_seed(s, a) for s, a in [[0, 0], [5, 1], [4294967295, 2]]]
     paragraphs = ["ab efghij", "Hello   world\n\nsecond\tline  here\r\nthird", " x\u00a0y \u2028z  ", "a b c d e f g", "word " * 30 + "x" * 130]
     for width in (3, 8, WRAP_WIDTH):
         wrapped = page.evaluate(
@@ -256,22 +274,25 @@ def _max_normalised_difference(page_lines_offsets, python_offsets, std) -> float
 
 
 @pytest.mark.parametrize(
-    "text, style_index, bias, seed",
+    "text, style_index, bias, seed, max_dwell",
     [
-        ("Hello world\nthe sea was calm", None, 0.75, 1),  # two lines sampled together in one batch
-        ("Graves wrote this", 0, 1.0, 7),  # primed with a stored style through the step graph
+        ("Hello world\nthe sea was calm", None, 0.75, 1, None),  # two lines sampled together in one batch
+        # Primed with a stored style through the step graph; with a longest dwell of 1 every try
+        # fails, so each line is written three times (its primed state sliced) and the first is kept.
+        ("Graves wrote this", 0, 1.0, 7, 1),
     ],
 )
-def test_page_writes_what_the_numpy_onnxruntime_sampler_writes_for_the_same_noise(page, python_writer, text, style_index, bias, seed):
+def test_page_writes_what_the_numpy_onnxruntime_sampler_writes_for_the_same_noise(page, python_writer, text, style_index, bias, seed, max_dwell):
     style = sorted(python_writer.styles)[style_index] if style_index is not None else None
     lines = page_lines(text, WRAP_WIDTH)
     texts = [f"{python_writer.styles[style][1]} {t}" for t in lines] if style else lines
     ids, _ = driver.encode_lines(python_writer.alphabet, texts)
     caps = driver.line_caps([len(i) for i in ids], python_writer.styles[style] if style else None, 40)
     noise = driver.sampling_noise(int(caps.max()), len(lines), seed)  # what driver.write draws for this seed
-    expected = python_writer.write(lines, bias=bias, seed=seed, style=style or "none")
-    result = write(page, text, style=style or "", bias=bias, noise=noise)
+    expected = python_writer.write(lines, bias=bias, seed=seed, style=style or "none", **({"max_dwell": max_dwell} if max_dwell else {}))
+    result = write(page, text, style=style or "", bias=bias, noise=noise, max_dwell=max_dwell)
     assert result["lines"] == lines
+    assert result["attempts"] == ([1] * len(lines) if max_dwell is None else [1 + driver.REWRITES] * len(lines))
     worst = _max_normalised_difference(result["offsets"], expected, python_writer.offset_std)
     assert worst <= PARITY_TOLERANCE, f"the page's offsets differ from Python's by {worst:.2e} of offset_std"
 

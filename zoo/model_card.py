@@ -215,16 +215,24 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
         parts.append(f"Note: {meta['note']}\n")
     legible = meta.get("legibility")
     if legible:
+        # Figures measured before write() rewrote looping lines have no rewrite counts: "-".
         rows = "\n".join(
-            f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | {r['lines_at_step_cap']} | "
+            f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | "
+            f"{r.get('lines_rewritten', '-')} | {r.get('lines_failed', '-')} | {r['lines_at_step_cap']} | "
             f"{100 * r['control_shuffled_words']['cer']:.1f}% / {100 * r['control_shuffled_words']['wer']:.1f}% |"
             for key, r in legible["results"].items()
         )
+        rewrites = next(iter(legible["results"].values())).get("rewrites")
+        rewritten = (f"A line whose window stayed on one letter too long or that ran to the step cap was written again, up to "
+                     f"{rewrites} times (`write`'s rewrites); still failed: after those.\n\n" if rewrites is not None else
+                     "Measured before `write` rewrote looping lines.\n\n")
         parts.append(
             f"## Legibility\n\nMeasured, not judged by eye: `{legible['command']}` writes each text and reads it back with "
             f"`{legible['recognizer']}` (its own CER on real testset_v lines: {100 * legible['recognizer_real_cer']:.1f}%). "
-            f"Error rates are edit distances summed over the lines; the control writes the same lines with their words shuffled.\n\n"
-            "| text, bias | lines | CER | WER | lines CER > 0.5 | at step cap | control (shuffled words): CER / WER |\n|---|---|---|---|---|---|---|\n"
+            f"Error rates are edit distances summed over the lines; the control writes the same lines with their words shuffled. "
+            + rewritten
+            + "| text, bias | lines | CER | WER | lines CER > 0.5 | rewritten | still failed | at step cap | control (shuffled words): CER / WER |\n"
+            "|---|---|---|---|---|---|---|---|---|\n"
             f"{rows}\n"
         )
     quality = meta.get("write_quality") if not legible else None

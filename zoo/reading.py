@@ -200,7 +200,7 @@ def read(model, offsets, beam_width: int = 0, backend: str = "auto") -> list[str
 
 
 def legibility(writer, recognizer, lines, bias: float, seed: int = 0, style: str | None = None, beam_width: int = 0,
-               batch_size: int = 32, max_steps_per_char: int = 40, control: bool = True) -> dict:
+               batch_size: int = 32, max_steps_per_char: int = 40, control: bool = True, rewrites: int | None = None) -> dict:
     """Write every text of ``lines`` with a synthesis model and read it back with ``recognizer``.
 
     Returns the error rates of what was read against what was asked (characters the writer does
@@ -208,7 +208,9 @@ def legibility(writer, recognizer, lines, bias: float, seed: int = 0, style: str
     hit the step cap, a few examples, and, with ``control``, the same rates for the same lines with
     their words shuffled: a recognizer that reads letters, not words in context, scores them alike.
     Batch k of ``batch_size`` lines is written with seed ``seed + k``; ``style`` None is the
-    writer's default style (``style="none"``: unprimed)."""
+    writer's default style (``style="none"``: unprimed). Lines that loop or hit the cap are written
+    again up to ``rewrites`` times (None: the driver's default, as `write` does; 0: never); the
+    result counts the lines rewritten and those that still failed."""
     from zoo.sampling import driver
     from zoo.sampling.engines import engine_for
 
@@ -216,24 +218,33 @@ def legibility(writer, recognizer, lines, bias: float, seed: int = 0, style: str
     asked = [writer.alphabet.substitute(t) for t in lines]
     substituted = sum(a != t for a, t in zip(asked, lines))
 
-    def write_and_read(texts):
-        written = []
-        for k, a in enumerate(range(0, len(texts), batch_size)):
-            written += driver.write(engine, texts[a : a + batch_size], bias=bias, seed=seed + k, style=style, max_steps_per_char=max_steps_per_char)
-        return written, read(recognizer, written, beam_width)
+    rewrites = driver.REWRITES if rewrites is None else rewrites
 
-    written, heard = write_and_read(asked)
+    def write_and_read(texts):
+        written, attempts, failed = [], [], []
+        for k, a in enumerate(range(0, len(texts), batch_size)):
+            batch = driver.write_lines(engine, texts[a : a + batch_size], bias=bias, seed=seed + k, style=style,
+                                       max_steps_per_char=max_steps_per_char, rewrites=rewrites)
+            written += batch
+            attempts += batch.attempts
+            failed += batch.failed
+        return written, read(recognizer, written, beam_width), attempts, failed
+
+    written, heard, attempts, failed = write_and_read(asked)
     result = error_rates(asked, heard)
     result["by_class"] = errors_by_class(asked, heard)
     result["style"] = style if style is not None else (getattr(engine, "default_style", None) or "none")  # the one written in
     result["lines_at_step_cap"] = int(sum(len(o) >= max_steps_per_char * len(t) for o, t in zip(written, asked)))
+    result["rewrites"] = rewrites
+    result["lines_rewritten"] = int(sum(n > 1 for n in attempts))
+    result["lines_failed"] = int(sum(failed))  # still looping or capped after the rewrites
     result["substituted_lines"] = int(substituted)
     result["decoding"] = f"beam {beam_width}" if beam_width else "greedy"
     result["examples"] = [{"asked": a, "read": h} for a, h in list(zip(asked, heard))[:5]]
     if control:
         rng = np.random.default_rng(seed)
         shuffled = [" ".join(rng.permutation(t.split())) for t in asked]
-        _, heard_shuffled = write_and_read(shuffled)
+        _, heard_shuffled, _, _ = write_and_read(shuffled)
         rates = error_rates(shuffled, heard_shuffled)
         result["control_shuffled_words"] = {k: rates[k] for k in ("cer", "wer", "lines_cer_over_0.5")}
     return result

@@ -6,8 +6,9 @@
 //
 // window.zooPage is what tests and bench/web_speed.py read: the page's state ("loading", "ready",
 // "writing", "drawing", "done", "error"), the last written lines and pen offsets, timings (ms
-// since the page was opened), and useNoise(), a test-only hook that makes the next write use
-// the given noise (numpy's) instead of the seeded generator's, for the parity test.
+// since the page was opened), how many times each line was written, and useNoise(), a test-only
+// hook that makes the next write use the given noise (numpy's) instead of the seeded generator's,
+// for the parity test.
 
 import { Alphabet, layout, pageLines } from "./writing.js";
 
@@ -42,9 +43,13 @@ const page = {
   steps: null, // points the sampling loop ran
   timings: { ready: null, firstStroke: null, done: null, loopMs: null, primeMs: null, loadMs: null },
   testNoise: null,
-  /** Test-only: the next write samples with this noise ((steps, count, 4) float32, flat) instead of the seeded generator's. */
-  useNoise(values, steps, count) {
-    page.testNoise = { data: Float32Array.from(values), steps, count };
+  attempts: null, // how many times each line was written (a line that looped on one letter is written again)
+  /**
+   * Test-only: the next write's first try samples with this noise ((steps, count, 4) float32, flat)
+   * instead of the seeded generator's; `maxDwell` overrides the longest dwell a line may have.
+   */
+  useNoise(values, steps, count, maxDwell = null) {
+    page.testNoise = { data: Float32Array.from(values), steps, count, maxDwell };
   },
 };
 window.zooPage = page;
@@ -124,11 +129,14 @@ function onWorkerMessage(event) {
     if (message.id !== writeId) return; // a newer write replaced this one
     page.offsets = message.offsets.map((line) => Array.from({ length: line.length / 3 }, (_, i) => [line[3 * i], line[3 * i + 1], line[3 * i + 2]]));
     page.steps = message.steps;
+    page.attempts = message.attempts;
     page.timings.loopMs = message.timings.loopMs;
     page.timings.primeMs = message.timings.primeMs ?? null;
     const points = page.offsets.reduce((n, line) => n + line.length, 0);
     const prime = message.timings.primeMs ? `, the style read in ${message.timings.primeMs.toFixed(0)} ms` : "";
-    setState("drawing", `${page.lines.length} line${page.lines.length > 1 ? "s" : ""}, ${points} pen points, sampled in ${message.timings.loopMs.toFixed(0)} ms (${(message.timings.loopMs / message.steps).toFixed(3)} ms per step${prime}).`);
+    const again = message.attempts.filter((n) => n > 1).length;
+    const rewritten = again ? ` ${again} line${again > 1 ? "s" : ""} looped on a letter and ${again > 1 ? "were" : "was"} written again.` : "";
+    setState("drawing", `${page.lines.length} line${page.lines.length > 1 ? "s" : ""}, ${points} pen points, sampled in ${message.timings.loopMs.toFixed(0)} ms (${(message.timings.loopMs / message.steps).toFixed(3)} ms per step${prime}).${rewritten}`);
     draw(page.offsets);
   } else if (message.type === "error") {
     if (message.id === undefined || message.id === writeId) fail(`Error: ${message.message}`);

@@ -9,10 +9,11 @@
 //
 // Messages in:  {type: "load", config, base}                 config: /preset.json
 //               {type: "write", id, lines, bias, seed, style, substitute, noise?}
-// Messages out: {type: "ready", loadMs} | {type: "written", id, offsets, steps, timings} | {type: "error", id?, message}
+// Messages out: {type: "ready", loadMs} | {type: "written", id, offsets, attempts, failed, steps, timings}
+//               | {type: "error", id?, message}
 
 import * as ort from "./ort/ort.wasm.min.mjs";
-import { Alphabet, encodeLines, finishLines, lineCaps, normalize, samplingNoise, startInput } from "./writing.js";
+import { Alphabet, encodeLines, finishLines, lineCaps, longestDwell, normalize, rewriteSeed, samplingNoise, startInput } from "./writing.js";
 
 ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href;
 // One thread, as Python's onnxruntime uses for graphs this small (export.runtime.default_threads);
@@ -89,6 +90,23 @@ async function teacherForce(prime, state, text, count) {
   return { state, x };
 }
 
+/** Rows `lines` of a tensor along its batch axis `axis` (the stacked h and c have the layers first). */
+function takeLines(tensor, axis, lines) {
+  const dims = tensor.dims;
+  const outer = dims.slice(0, axis).reduce((a, d) => a * d, 1);
+  const inner = dims.slice(axis + 1).reduce((a, d) => a * d, 1);
+  const data = new Float32Array(outer * lines.length * inner);
+  for (let o = 0; o < outer; o++) {
+    lines.forEach((b, j) => {
+      const from = (o * dims[axis] + b) * inner;
+      data.set(tensor.data.subarray(from, from + inner), (o * lines.length + j) * inner);
+    });
+  }
+  const shape = dims.slice();
+  shape[axis] = lines.length;
+  return new ort.Tensor("float32", data, shape);
+}
+
 async function write({ id, lines, bias, seed, style, substitute, noise }) {
   const timings = {};
   let started = performance.now();
@@ -109,33 +127,59 @@ async function write({ id, lines, bias, seed, style, substitute, noise }) {
   }
 
   const caps = lineCaps(ids.map((i) => i.length), prime ? prime.text : null, config.max_steps_per_char);
-  const capMax = Math.max(...caps);
-  let noiseData;
   if (noise) {
-    // Noise given by the page's test hook (numpy's, for the parity test): its first capMax steps.
+    // Noise given by the page's test hook (numpy's, for the parity test): its first steps, for the first writing.
+    const capMax = Math.max(...caps);
     if (noise.count !== count || noise.steps < capMax) {
       throw new Error(`the given noise is (${noise.steps}, ${noise.count}, 4); these lines need (>= ${capMax}, ${count}, 4)`);
     }
-    noiseData = noise.data.subarray(0, capMax * count * 4);
-  } else {
-    noiseData = samplingNoise(capMax, count, seed);
   }
+  const maxDwell = noise && noise.maxDwell ? noise.maxDwell : config.max_dwell;
 
-  const feeds = {
-    x,
-    ...state,
-    text,
-    noise: new ort.Tensor("float32", noiseData, [capMax, count, 4]),
-    bias: new ort.Tensor("float32", new Float32Array([bias]), []),
-    caps: new ort.Tensor("int32", caps, [count]),
-  };
-  const out = await loopSession.run(feeds, ["points", "ends"]);
+  // Write every line; a line that loops on one letter or runs to its cap is written again with
+  // new noise, up to config.rewrites times, and the first writing is kept if every one fails
+  // (driver.write_lines).
+  const offsets = new Array(count);
+  const attempts = new Array(count).fill(0);
+  const failed = new Array(count).fill(false);
+  let todo = Array.from({ length: count }, (_, b) => b);
+  let steps = 0;
+  for (let attempt = 0; attempt <= config.rewrites && todo.length; attempt++) {
+    const n = todo.length;
+    const subCaps = Int32Array.from(todo, (b) => caps[b]);
+    const capMax = Math.max(...subCaps);
+    const noiseData = attempt === 0 && noise ? noise.data.subarray(0, capMax * count * 4) : samplingNoise(capMax, n, rewriteSeed(seed, attempt));
+    const subWidth = Math.max(...todo.map((b) => ids[b].length)) + 1;
+    const subText = new Int32Array(n * subWidth);
+    todo.forEach((b, j) => subText.set(padded.subarray(b * width, b * width + subWidth), j * subWidth));
+    const feeds = {
+      x: takeLines(x, 0, todo),
+      ...Object.fromEntries(Object.entries(state).map(([name, tensor]) => [name, takeLines(tensor, config.state[name].indexOf("batch"), todo)])),
+      text: new ort.Tensor("int32", subText, [n, subWidth]),
+      noise: new ort.Tensor("float32", noiseData, [capMax, n, 4]),
+      bias: new ort.Tensor("float32", new Float32Array([bias]), []),
+      caps: new ort.Tensor("int32", subCaps, [n]),
+    };
+    const out = await loopSession.run(feeds, ["points", "phis", "ends"]);
+    steps += out.points.dims[0];
+    const ends = out.ends.data;
+    const lines = finishLines(out.points.data, n, ends, mean, std);
+    const again = [];
+    todo.forEach((b, j) => {
+      const dwell = longestDwell(out.phis.data, n, out.phis.dims[2], j, ends[j], ids[b].length);
+      const bad = ends[j] >= caps[b] || dwell > maxDwell;
+      attempts[b] = attempt + 1;
+      if (attempt === 0 || !bad) {
+        offsets[b] = lines[j];
+        failed[b] = bad;
+      }
+      if (bad) again.push(b);
+    });
+    todo = again;
+  }
   timings.loopMs = performance.now() - started;
-  const ends = out.ends.data;
-  const offsets = finishLines(out.points.data, count, ends, mean, std);
-  const steps = out.points.dims[0];
   self.postMessage(
-    { type: "written", id, offsets, ends: Array.from(ends), steps, timings },
+    { type: "written", id, offsets, attempts, failed, steps, timings },
     offsets.map((o) => o.buffer),
   );
 }

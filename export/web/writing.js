@@ -1,7 +1,7 @@
 // What the page does around the network, mirroring the Python side line by line so that the
 // page writes what `zoo write` writes: wrapping (zoo.cli.writing.page_lines), the alphabet
-// (zoo.data.alphabet.Alphabet: unknown, substitute, encode), step caps and noise layout
-// (zoo.sampling.driver: line_caps, sampling_noise), the normalisation (zoo.data.offsets) and
+// (zoo.data.alphabet.Alphabet: unknown, substitute, encode), step caps, noise layout and rewrites
+// (zoo.sampling.driver: line_caps, sampling_noise, rewrite_seed, longest_dwell), the normalisation (zoo.data.offsets) and
 // finishing lines (driver.finish_lines), and the SVG layout (zoo.render.svg.layout).
 // Pure functions, no DOM: the page (app.js) and the worker (worker.js) both import them.
 //
@@ -130,6 +130,31 @@ export function encodeLines(alphabet, texts, substitute = false) {
 export function lineCaps(lengths, primeText, maxStepsPerChar) {
   const primed = primeText === null ? 0 : codePoints(primeText).length + 1;
   return Int32Array.from(lengths, (n) => Math.max(1, maxStepsPerChar * (n - primed)));
+}
+
+/**
+ * Longest run of steps over which the window's peak (argmax over the first `length` characters)
+ * stays on one character (driver.longest_dwell), for line `b` of the loop's phis (T', count, width),
+ * flat, over its first `end` steps. A run longer than config.max_dwell is a loop on one letter.
+ */
+export function longestDwell(phis, count, width, b, end, length) {
+  let longest = 0;
+  let run = 0;
+  let previous = -1;
+  for (let t = 0; t < end; t++) {
+    const row = (t * count + b) * width;
+    let peak = 0;
+    for (let u = 1; u < length; u++) if (phis[row + u] > phis[row + peak]) peak = u;
+    run = peak === previous ? run + 1 : 1;
+    previous = peak;
+    if (run > longest) longest = run;
+  }
+  return length < 1 ? 0 : longest;
+}
+
+/** The noise seed of a line's `attempt`-th writing (driver.rewrite_seed; 0: the seed itself). */
+export function rewriteSeed(seed, attempt) {
+  return attempt === 0 ? seed : Number((BigInt(seed) + 7919n * BigInt(attempt)) % 4294967296n);
 }
 
 // ---------------------------------------------------------------- seeded noise

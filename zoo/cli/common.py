@@ -76,6 +76,8 @@ def _whole_number(minimum: int, too_small: str):
 
 
 _positive_int = _whole_number(1, "{text} must be at least 1")
+# --rewrites: how many times a failed line is written again (0: never).
+_rewrite_count = _whole_number(0, "{text} is not a count of rewrites: give 0 (never write a line again) or a small number such as 2")
 # --beam: 0 (greedy decoding) or a CTC beam of that many prefixes.
 _beam_width = _whole_number(0, "{text} is not a beam width: give 0 for greedy decoding or a number of prefixes such as 8")
 

@@ -52,7 +52,7 @@ NPM_HINT = "run `npm ci` in export/web (Node.js and npm install the pinned onnxr
 
 
 def _write_defaults() -> dict:
-    """`zoo write`'s own defaults (wrap width, bias, seed) and the driver's step cap per character,
+    """`zoo write`'s own defaults (wrap width, bias, seed, rewrites) and the driver's step cap per character and longest dwell,
     read from where they are set, so that the page writes as the CLI does."""
     import inspect
 
@@ -60,8 +60,9 @@ def _write_defaults() -> dict:
     from zoo.sampling import driver
 
     args = build_parser().parse_args(["write", "x", "--out", "x.svg"])
-    max_steps_per_char = inspect.signature(driver.write).parameters["max_steps_per_char"].default
-    return {"wrap_width": args.width, "bias": args.bias, "seed": args.seed, "max_steps_per_char": max_steps_per_char}
+    defaults = {k: v.default for k, v in inspect.signature(driver.write).parameters.items()}
+    return {"wrap_width": args.width, "bias": args.bias, "seed": args.seed, "max_steps_per_char": defaults["max_steps_per_char"],
+            "rewrites": args.rewrites, "max_dwell": defaults["max_dwell"]}
 
 
 def page_config(folder: str, name: str) -> dict:

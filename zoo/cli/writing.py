@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from zoo.cli.common import DEFAULT_RECOGNIZER, DEFAULT_WRITER, _beam_width, _check_picture_path, _fail, _positive_int, _sampling_bias
+from zoo.cli.common import DEFAULT_RECOGNIZER, DEFAULT_WRITER, _beam_width, _check_picture_path, _fail, _positive_int, _rewrite_count, _sampling_bias
 
 
 def page_lines(text: str, width: int) -> list[str]:
@@ -91,6 +91,7 @@ def cmd_write(args) -> None:
     try:
         offsets, alignments = write(
             batch, bias=args.bias, seed=args.seed, prime=prime, style=args.style, substitute=args.substitute, return_alignment=True,
+            rewrites=args.rewrites,
         )
     except UnknownCharacters as exc:
         _fail(str(exc))
@@ -158,7 +159,7 @@ def cmd_read(args) -> None:
 
 
 def add_parsers(sub) -> None:
-    from zoo.sampling.driver import WRITE_BIAS  # numpy only: the parser stays light
+    from zoo.sampling.driver import REWRITES, WRITE_BIAS  # numpy only: the parser stays light
 
     s = sub.add_parser("write", help="write text by hand with a synthesis model, to SVG or PNG")
     s.add_argument("text", nargs="*", help="the text; long text is wrapped into lines of --width characters")
@@ -170,6 +171,8 @@ def add_parsers(sub) -> None:
     style.add_argument("--prime-line", help="prime with this IAM-OnDB line id (needs --data)")
     s.add_argument("--data", help="IAM-OnDB folder or cache, for --prime-line")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--rewrites", type=_rewrite_count, default=REWRITES,
+                   help="write a line again with new noise when it loops on one letter or runs to the step cap, up to N times (default: %(default)s; 0: never)")
     s.add_argument("--count", type=_positive_int, default=1, help="versions of each line")
     s.add_argument("--width", type=_positive_int, default=60, help="wrap lines at this many characters (default: %(default)s)")
     s.add_argument("--substitute", action="store_true", help="replace characters the model does not know instead of failing")

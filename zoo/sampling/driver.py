@@ -162,6 +162,45 @@ def sample_strokes(engine, steps: int = 700, count: int = 1, bias: float = 0.0, 
     return denormalize(np.asarray(points)[:steps].transpose(1, 0, 2), engine.offset_mean, engine.offset_std)
 
 
+# A written line has failed when its window dwelt on one character for longer than real writing
+# makes it, or when it ran to its step cap before the window passed its text. Biased sampling
+# (eq. 61-62) can fall into a loop that redraws one letter while the window stays put: at bias 0.75
+# the 3x400 network did so in 3 of 30 sentences, for 313 to 333 points. Read by each model's own
+# window, no line of 300 real testset_v lines dwells longer than 138 points on one character
+# (iam-synthesis; 122 for iam-synthesis-400; a median line's longest dwell is 39), so MAX_DWELL
+# points mark a loop, not a wide letter. A failed line is written again with new noise, at most
+# REWRITES times; if every try fails, the first is kept.
+MAX_DWELL = 160
+REWRITES = 2
+
+
+def rewrite_seed(seed: int, attempt: int) -> int:
+    """The noise seed of a line's ``attempt``-th writing (0: ``seed`` itself); export/web/writing.js has the same."""
+    return seed if attempt == 0 else (int(seed) + 7919 * int(attempt)) % 2**32
+
+
+def longest_dwell(phi: np.ndarray, length: int) -> int:
+    """Longest run of steps over which the window's peak, argmax over the ``length`` characters of
+    phi (steps, U), stays on one character."""
+    if len(phi) == 0 or length < 1:
+        return 0
+    peak = np.asarray(phi)[:, :length].argmax(axis=1)
+    changes = np.flatnonzero(np.diff(peak))
+    return int(np.diff(np.concatenate([[-1], changes, [len(peak) - 1]])).max())
+
+
+def state_batch_axes(engine) -> dict:
+    """{state name: the axis of its array that runs over the lines} (the stacked h and c have the layers first)."""
+    one, two = engine.zero_state(1), engine.zero_state(2)
+    return {k: next(a for a, (m, n) in enumerate(zip(one[k].shape, two[k].shape)) if m != n) for k in one}
+
+
+class Written(list):
+    """The offsets of each line (a list), with per line: ``alignments`` (phi (steps, characters), the
+    text phi runs over), ``attempts`` (how many times it was written), ``failed`` (whether the kept
+    writing still dwelt too long or hit its cap)."""
+
+
 def write(
     engine,
     lines,
@@ -172,8 +211,19 @@ def write(
     substitute: bool = False,
     max_steps_per_char: int = 40,
     return_alignment: bool = False,
+    rewrites: int = REWRITES,
+    max_dwell: int = MAX_DWELL,
 ):
     """Handwriting for each text in ``lines``, sampled together in one batch (see zoo.sampling.handwriting.write)."""
+    written = write_lines(engine, lines, bias, seed, prime, style, substitute, max_steps_per_char, rewrites, max_dwell)
+    if return_alignment:
+        return list(written), written.alignments
+    return list(written)
+
+
+def write_lines(engine, lines, bias=WRITE_BIAS, seed=0, prime=None, style=None, substitute=False, max_steps_per_char=40,
+                rewrites=REWRITES, max_dwell=MAX_DWELL) -> Written:
+    """`write`, returning a `Written`: the offsets with each line's alignment, attempts and failure."""
     if getattr(engine, "kind", "synthesis") != "synthesis":
         raise ValueError(f"a {engine.kind} model cannot write text: use a synthesis preset such as iam-synthesis")
     if isinstance(lines, str):
@@ -183,6 +233,8 @@ def write(
     bias = check_bias(bias)
     if max_steps_per_char < 1:
         raise ValueError(f"max_steps_per_char must be >= 1, got {max_steps_per_char}")
+    if rewrites < 0 or max_dwell < 1:
+        raise ValueError(f"rewrites must be >= 0 and max_dwell >= 1, got rewrites={rewrites}, max_dwell={max_dwell}")
     texts = list(lines)
     prime = resolve_prime(engine.styles, style, prime, getattr(engine, "default_style", None))
     if prime is not None:
@@ -198,13 +250,31 @@ def write(
         x = primed[:, -1]
     lengths = np.asarray([len(i) for i in ids])
     caps = line_caps(lengths, prime, max_steps_per_char)
-    noise = sampling_noise(int(caps.max()), count, seed)
-    points, phis, ends = engine.strokes_loop(x, state, noise, bias, caps, padded)
-    offsets = finish_lines(np.asarray(points).transpose(1, 0, 2), ends, mean, std)
-    if return_alignment:
+    written = Written([None] * count)
+    written.alignments, written.attempts, written.failed = [None] * count, [0] * count, [False] * count
+    todo = np.arange(count)
+    batch_axes = state_batch_axes(engine)
+    for attempt in range(rewrites + 1):
+        # Only the lines still to write go into the loop; their text keeps one padding position.
+        width = int(lengths[todo].max()) + 1
+        noise = sampling_noise(int(caps[todo].max()), len(todo), rewrite_seed(seed, attempt))
+        sub_state = {k: np.take(v, todo, axis=batch_axes[k]) for k, v in state.items()}
+        points, phis, ends = engine.strokes_loop(x[todo], sub_state, noise, bias, caps[todo], padded[todo, :width])
+        offsets = finish_lines(np.asarray(points).transpose(1, 0, 2), ends, mean, std)
         phis = np.asarray(phis).transpose(1, 0, 2)
-        return offsets, [(phis[b, : ends[b], : lengths[b]], texts[b]) for b in range(count)]
-    return offsets
+        again = []
+        for j, b in enumerate(todo):
+            phi = phis[j, : ends[j], : lengths[b]]
+            failed = bool(ends[j] >= caps[b] or longest_dwell(phi, lengths[b]) > max_dwell)
+            written.attempts[b] = attempt + 1
+            if attempt == 0 or not failed:  # a later try replaces the first only when it succeeds
+                written[b], written.alignments[b], written.failed[b] = offsets[j], (phi, texts[b]), failed
+            if failed:
+                again.append(b)
+        todo = np.asarray(again, int)
+        if not len(todo):
+            break
+    return written
 
 
 def sample_text(engine, prime: str = "", length: int = 500, temperature: float = 1.0, seed: int = 0, chunk: int = 64):

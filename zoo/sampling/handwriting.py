@@ -32,10 +32,14 @@ def write(model, lines, backend: str = "auto", precision: str = "float32", **opt
 
     ``options`` are `zoo.sampling.driver.write`'s, which owns their defaults:
     ``bias`` (0.75), ``seed`` (0), ``prime``, ``style``, ``substitute``,
-    ``max_steps_per_char`` (40), ``return_alignment``. Sampling of a line stops by Graves' rule, when the window's weight beyond
+    ``max_steps_per_char`` (40), ``return_alignment``, ``rewrites`` (2), ``max_dwell`` (160).
+    Sampling of a line stops by Graves' rule, when the window's weight beyond
     the last character exceeds its weight on every character
     (phi(t, U + 1) > phi(t, u) for all u <= U), or after ``max_steps_per_char``
-    points per character of that line. ``bias`` (eq. 61-62) is a finite number
+    points per character of that line. A line that ran to that cap, or whose
+    window stayed on one character for more than ``max_dwell`` points (a loop
+    that redraws one letter; real lines dwell at most about 140), is written
+    again with new noise, up to ``rewrites`` times (`zoo.sampling.driver.MAX_DWELL`). ``bias`` (eq. 61-62) is a finite number
     >= 0. ``prime`` = (raw offsets, their text) of a real line fixes the style
     (sec. 5.5): the network reads it first, then writes on; ``style`` names one
     of the primes stored with the preset (``model.styles``); left out, the
