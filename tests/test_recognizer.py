@@ -300,6 +300,7 @@ def test_bad_arguments_to_read_and_write_name_the_problem(presets, tmp_path):
     with pytest.raises(ValueError, match="cannot write text"):
         write(reader, ["Hello"])
     for args, message in ((["read", "x.svg", "--beam", "-1"], "not a beam width"),
+                          (["write", "Hello", "--rewrites", "-1", "--out", str(tmp_path / "x.svg")], "not a count of rewrites"),
                           (["write", "Hello", "--model", presets["reader"], "--out", str(tmp_path / "x.svg")], "`write` needs a synthesis preset")):
         proc = subprocess.run([sys.executable, "-m", "zoo", *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -200,6 +200,10 @@ class Written(list):
     text phi runs over), ``attempts`` (how many times it was written), ``failed`` (whether the kept
     writing still dwelt too long or hit its cap)."""
 
+    def __init__(self, count: int):
+        super().__init__([None] * count)
+        self.alignments, self.attempts, self.failed = [None] * count, [0] * count, [False] * count
+
 
 def write(
     engine,
@@ -250,8 +254,7 @@ def write_lines(engine, lines, bias=WRITE_BIAS, seed=0, prime=None, style=None, 
         x = primed[:, -1]
     lengths = np.asarray([len(i) for i in ids])
     caps = line_caps(lengths, prime, max_steps_per_char)
-    written = Written([None] * count)
-    written.alignments, written.attempts, written.failed = [None] * count, [0] * count, [False] * count
+    written = Written(count)
     todo = np.arange(count)
     batch_axes = state_batch_axes(engine)
     for attempt in range(rewrites + 1):
