@@ -185,9 +185,10 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
             schedule = meta.get("learning_rate_schedule") or ", then ".join(
                 f"{leg.get('epochs', '?')} at lr {leg.get('learning_rate', float('nan')):.2g}" for leg in [*reversed(legs), meta]
             )
+            # Earlier legs record their epochs, hours and rate, not their batches: this leg's are named.
             return (
-                f"{epochs} epochs in all of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "
-                f"{total_h:.1f} h on {meta['hardware']}: {schedule}; "
+                f"{epochs} epochs in all, {total_h:.1f} h: {schedule}; the last leg {meta['epochs']} epochs of "
+                f"{meta['steps_per_epoch']} batches of {meta['batch_size']} on {meta['hardware']}; "
                 f"started from {prev.get('preset')}, {_nan(prev.get('evaluation', {}).get('nll_nats_per_line')):.1f} nats per line"
                 + (f", widened from {prev['widened']['from_units']} to {prev['widened']['to_units']} units per layer (its new units started silent)" if prev.get("widened") else "")
             )
