@@ -163,14 +163,14 @@ async function write({ id, lines, bias, seed, style, substitute, noise }) {
     const out = await loopSession.run(feeds, ["points", "phis", "ends"]);
     steps += out.points.dims[0];
     const ends = out.ends.data;
-    const lines = finishLines(out.points.data, n, ends, mean, std);
+    const tried = finishLines(out.points.data, n, ends, mean, std);
     const again = [];
     todo.forEach((b, j) => {
       const dwell = longestDwell(out.phis.data, n, out.phis.dims[2], j, ends[j], ids[b].length);
       const bad = ends[j] >= caps[b] || dwell > maxDwell;
       attempts[b] = attempt + 1;
       if (attempt === 0 || !bad) {
-        offsets[b] = lines[j];
+        offsets[b] = tried[j];
         failed[b] = bad;
       }
       if (bad) again.push(b);
