@@ -34,6 +34,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from zoo.cli import _silence_native_stderr  # noqa: E402
+from zoo.sampling.driver import REWRITES  # noqa: E402  (numpy only)
 
 SENTENCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sentences.txt")
 
@@ -49,7 +50,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--style", help="prime every line with this style stored with the preset (default: the preset's default style; 'none': unprimed)")
     p.add_argument("--no-control", dest="control", action="store_false", help="skip the shuffled-words control (half the time)")
-    p.add_argument("--rewrites", type=int, help="write a line again when it loops on a letter or hits the step cap, up to N times (default: write()'s, 2; 0: never)")
+    p.add_argument("--rewrites", type=int, default=REWRITES, help="write a line again when it loops on a letter or hits the step cap, up to N times (default: write()'s, %(default)s; 0: never)")
     p.add_argument("--beam", type=int, default=0, help="CTC beam width of the recognizer (default: greedy)")
     p.add_argument("--out", default="docs/img", help="folder for write-bias<B>.png (the first ten sentences)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

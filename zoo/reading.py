@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from zoo.data.offsets import normalize
+from zoo.sampling.driver import REWRITES
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -200,7 +201,7 @@ def read(model, offsets, beam_width: int = 0, backend: str = "auto") -> list[str
 
 
 def legibility(writer, recognizer, lines, bias: float, seed: int = 0, style: str | None = None, beam_width: int = 0,
-               batch_size: int = 32, max_steps_per_char: int = 40, control: bool = True, rewrites: int | None = None) -> dict:
+               batch_size: int = 32, max_steps_per_char: int = 40, control: bool = True, rewrites: int = REWRITES) -> dict:
     """Write every text of ``lines`` with a synthesis model and read it back with ``recognizer``.
 
     Returns the error rates of what was read against what was asked (characters the writer does
@@ -209,7 +210,7 @@ def legibility(writer, recognizer, lines, bias: float, seed: int = 0, style: str
     their words shuffled: a recognizer that reads letters, not words in context, scores them alike.
     Batch k of ``batch_size`` lines is written with seed ``seed + k``; ``style`` None is the
     writer's default style (``style="none"``: unprimed). Lines that loop or hit the cap are written
-    again up to ``rewrites`` times (None: the driver's default, as `write` does; 0: never); the
+    again up to ``rewrites`` times (by default as often as `write` does; 0: never); the
     result counts the lines rewritten and those that still failed."""
     from zoo.sampling import driver
     from zoo.sampling.engines import engine_for
@@ -217,8 +218,6 @@ def legibility(writer, recognizer, lines, bias: float, seed: int = 0, style: str
     engine = engine_for(writer)
     asked = [writer.alphabet.substitute(t) for t in lines]
     substituted = sum(a != t for a, t in zip(asked, lines))
-
-    rewrites = driver.REWRITES if rewrites is None else rewrites
 
     def write_and_read(texts):
         written, attempts, failed = [], [], []

@@ -138,6 +138,7 @@ export function lineCaps(lengths, primeText, maxStepsPerChar) {
  * flat, over its first `end` steps. A run longer than config.max_dwell is a loop on one letter.
  */
 export function longestDwell(phis, count, width, b, end, length) {
+  if (length < 1) return 0;
   let longest = 0;
   let run = 0;
   let previous = -1;
@@ -149,7 +150,7 @@ export function longestDwell(phis, count, width, b, end, length) {
     previous = peak;
     if (run > longest) longest = run;
   }
-  return length < 1 ? 0 : longest;
+  return longest;
 }
 
 /** The noise seed of a line's `attempt`-th writing (driver.rewrite_seed; 0: the seed itself). */
