@@ -13,11 +13,11 @@
 #   2. fail fast: import, build and one training step on 8 lines, under a 3-minute
 #      limit, so a version clash costs seconds of device time, not the session's;
 #   3. train for SECONDS on cache/iam-ondb.npz (`python -m zoo prepare` makes it);
-#   4. evaluate the preset on testset_v;
-#   5. copy the preset, history, loss curve, evaluation and log to $OUT (the device
+#   4. copy the preset, history, loss curve and log to $OUT, then evaluate the preset on
+#      testset_v into $OUT (the device
 #      tool brings back at most 8 files of 16 MiB).
 # On the device:  run(command="bash gpu/train.sh synthesis 360", carry=[".whl", "cache/iam-ondb.npz"])
-# Tested here on CPU (tests/test_gpu_script.py) with PYTHON=../jaxenv/bin/python and a
+# Tested here on CPU (tests/test_jax_backend.py) with PYTHON=../jaxenv/bin/python and a
 # budget of seconds: same script, same entry point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,9 +58,11 @@ start=$(date +%s)
     | stdbuf -oL tr '\r' '\n' | awk '!/━/ || /val_loss/' >> "$log" || { say "training failed"; tail -30 "$log"; exit 4; }
 say "trained in $(( $(date +%s) - start )) s"
 
-"$python" -m zoo evaluate --model "$run/preset" --data "$data" --split testset_v --quiet > "$out/evaluation.json" 2>> "$log" \
-    || say "evaluation failed (the preset still comes back)"
+# The preset goes to $OUT first: should the evaluation run past the command's limit,
+# the trained weights still come back.
 cp "$run"/preset/{config.json,metadata.json,model.weights.h5,README.md} "$run/history.csv" "$out"/
 [ -f "$run/loss.png" ] && cp "$run/loss.png" "$out"/
+"$python" -m zoo evaluate --model "$run/preset" --data "$data" --split testset_v --quiet > "$out/evaluation.json" 2>> "$log" \
+    || say "evaluation failed (the preset still comes back)"
 say "done: $(cat "$out/evaluation.json" 2>/dev/null | tr -d '\n ')"
 tail -5 "$run/history.csv" | tee -a "$log"
