@@ -76,6 +76,10 @@ def test_killed_run_resumes_where_it_stopped(fixture_cache, tmp_path):
         meta = json.load(f)
     assert meta["evaluation"]["nll_nats_per_line"] == pytest.approx(source["evaluation"]["nll_nats_per_line"], rel=1e-5)
     assert meta["initialized_from"]["epochs"] == target and meta["initialized_from"]["preset"] == os.path.abspath(preset)
+    # The ledger keeps the earlier leg's machine, batches and validation curve.
+    leg = meta["initialized_from"]
+    assert leg["hardware"] == source["hardware"] and leg["batch_size"] == source["batch_size"]
+    assert [h["val_loss"] for h in leg["history"]] == pytest.approx([h["val_loss"] for h in source["history"]])
     wrong = subprocess.run(zoo_cmd("train", "synthesis", "--data", fixture_cache, "--out", str(tmp_path / "run3"), "--init-from", preset),
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert wrong.returncode != 0 and "holds a HandwritingPredictor, not a HandwritingSynthesizer" in wrong.stderr

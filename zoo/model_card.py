@@ -133,6 +133,11 @@ def _earlier_legs(meta: dict) -> list:
     return legs
 
 
+def _leg_hours(leg: dict) -> str:
+    seconds = leg.get("train_seconds") or 0.0
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
+
+
 def _weight_average_note(meta: dict) -> str:
     """What a card says of a preset trained with --ema ("" otherwise)."""
     average = meta.get("weight_average")
@@ -182,8 +187,11 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
             epochs = meta["epochs"] + sum(leg.get("epochs") or 0 for leg in legs)
             total_h = (meta.get("train_seconds", 0.0) + sum(leg.get("train_seconds") or 0.0 for leg in legs)) / 3600
             # Oldest leg first: its epochs and the rate it ended at.
+            # Each leg's machine where its record names it (legs recorded before 2026-11-27 do not).
             schedule = meta.get("learning_rate_schedule") or ", then ".join(
-                f"{leg.get('epochs', '?')} at lr {leg.get('learning_rate', float('nan')):.2g}" for leg in [*reversed(legs), meta]
+                f"{leg.get('epochs', '?')} at lr {leg.get('learning_rate', float('nan')):.2g}"
+                + (f" ({_leg_hours(leg)}, batches of {leg.get('batch_size', '?')} on {leg['hardware']})" if leg.get("hardware") else "")
+                for leg in [*reversed(legs), meta]
             )
             # Earlier legs record their epochs, hours and rate, not their batches: this leg's are named.
             return (

@@ -50,10 +50,24 @@ def _init_from_preset(name_or_path: str, model_class):
             meta = json.load(f)
         # The earlier training, so that the new preset's totals stay honest; its own earlier legs
         # come along (a chain: the whole ledger of a preset trained over several sessions).
-        record.update({k: meta.get(k) for k in ("epochs", "train_seconds", "learning_rate", "evaluation", "created")})
-        if meta.get("initialized_from"):
-            record["initialized_from"] = meta["initialized_from"]
+        record.update(leg_record(meta))
     return model, record
+
+
+LEG_KEYS = ("epochs", "train_seconds", "learning_rate", "evaluation", "created", "hardware", "backend", "xla",
+            "batch_size", "steps_per_epoch", "weight_average", "best_epoch", "stop_reason")
+
+
+def leg_record(meta: dict) -> dict:
+    """What a preset trained further records of the training that made ``meta`` (a preset's metadata):
+    its passes, hours, rate, hardware, batches and validation curve, with its own earlier legs nested
+    (a chain: the whole ledger of a preset trained over several sessions and machines)."""
+    record = {k: meta[k] for k in LEG_KEYS if meta.get(k) is not None}
+    if meta.get("history"):
+        record["history"] = [{k: row[k] for k in ("epoch", "loss", "val_loss", "train_seconds") if k in row} for row in meta["history"]]
+    if meta.get("initialized_from"):
+        record["initialized_from"] = meta["initialized_from"]
+    return record
 
 
 def _rebuilt(model, **changes):
