@@ -12,7 +12,7 @@ import json
 import os
 
 # Suffixes that readers recognise a file by (keras.Model.save wants ".keras", save_weights ".weights.h5").
-_SUFFIXES = (".weights.h5", ".keras", ".npz", ".json", ".onnx")
+_SUFFIXES = (".weights.h5", ".keras", ".npz", ".json", ".onnx", ".png")
 
 
 def temporary_name(path: str) -> str:

@@ -133,9 +133,31 @@ def _earlier_legs(meta: dict) -> list:
     return legs
 
 
+LEDGER_FIGURE = "training.png"  # a handwriting preset trained over several legs: its validation curve
+
+
+def ledger(meta: dict) -> list[dict]:
+    """A preset's training legs, oldest first, each with its validation curve against the training
+    hours of all legs so far: {"label", "epochs", "hours": [...], "val_loss": [...], "val_lines"}.
+    A leg recorded without its history (before 2026-11-27) adds its hours and no points."""
+    out, offset = [], 0.0
+    for leg in [*reversed(_earlier_legs(meta)), meta]:
+        rows = [r for r in leg.get("history") or [] if r.get("val_loss") is not None and r.get("train_seconds") is not None]
+        label = (f"{leg['hardware']}, batches of {leg.get('batch_size', '?')}" if leg.get("hardware") else "machine not recorded")
+        out.append({
+            "label": f"{label}, lr {leg.get('learning_rate', float('nan')):.2g}",
+            "epochs": leg.get("epochs"),
+            "hours": [offset + r["train_seconds"] / 3600 for r in rows],
+            "val_loss": [r["val_loss"] for r in rows],
+            "val_lines": (leg.get("evaluation") or {}).get("lines"),
+        })
+        offset += (leg.get("train_seconds") or 0.0) / 3600
+    return out
+
+
 def _leg_hours(leg: dict) -> str:
     seconds = leg.get("train_seconds") or 0.0
-    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
 def _weight_average_note(meta: dict) -> str:
@@ -196,7 +218,7 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
             # Earlier legs record their epochs, hours and rate, not their batches: this leg's are named.
             return (
                 f"{epochs} epochs in all, {total_h:.1f} h: {schedule}; the last leg {meta['epochs']} epochs of "
-                f"{meta['steps_per_epoch']} batches of {meta['batch_size']} on {meta['hardware']}; "
+                f"{meta['steps_per_epoch']} batches of {meta['batch_size']}" + ("" if meta.get("hardware") else " on ?") + "; "
                 f"started from {prev.get('preset')}, {_nan(prev.get('evaluation', {}).get('nll_nats_per_line')):.1f} nats per line"
                 + (f", widened from {prev['widened']['from_units']} to {prev['widened']['to_units']} units per layer (its new units started silent)" if prev.get("widened") else "")
             )
@@ -222,6 +244,8 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
     ]
     if meta.get("note"):
         parts.append(f"Note: {meta['note']}\n")
+    if _has_ledger_figure(meta):
+        parts.append(f"Validation NLL over every training leg (`{LEDGER_FIGURE}`, from the ledger in metadata.json):\n\n![validation NLL over the training legs]({LEDGER_FIGURE})\n")
     legible = meta.get("legibility")
     if legible:
         # Figures measured before write() rewrote looping lines have no rewrite counts: "-".
@@ -388,8 +412,19 @@ def write_card(name_or_path: str) -> str:
         config = json.load(f)["config"]
     name = os.path.basename(os.path.normpath(folder))
     path = os.path.join(folder, CARD)
-    atomic.write_text(path, card(name, config, load_metadata(folder)))
+    meta = load_metadata(folder)
+    if _has_ledger_figure(meta):
+        from zoo.render.figures import plot_training_ledger
+
+        with atomic.replacing(os.path.join(folder, LEDGER_FIGURE)) as tmp:
+            plot_training_ledger(ledger(meta), tmp)
+    atomic.write_text(path, card(name, config, meta))
     return path
+
+
+def _has_ledger_figure(meta: dict) -> bool:
+    """A handwriting preset with more than one leg and a recorded validation curve gets training.png."""
+    return meta.get("model") in GRAVES and bool(meta.get("initialized_from")) and sum(bool(leg["hours"]) for leg in ledger(meta)) >= 2
 
 
 def record(name_or_path: str, key: str, value, section: str | None = "evaluations", replaces: tuple = ()) -> str:

@@ -38,6 +38,23 @@ def plot_loss_curve(
     plt.close(fig)
 
 
+def plot_training_ledger(legs: list[dict], path: str, unit: str = "nats per line") -> None:
+    """Validation loss against cumulative training hours over a preset's legs (`zoo.model_card.ledger`):
+    one series per leg, named by its machine and batch, so a curve that spans sessions and machines
+    reads as one run."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for n, leg in enumerate(legs, 1):
+        if leg["hours"]:
+            ax.plot(leg["hours"], leg["val_loss"], marker=".", label=f"leg {n}: {leg['label']}")
+    ax.set_xlabel("training hours, all legs")
+    ax.set_ylabel(f"validation NLL ({unit})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def density_image(points: np.ndarray, params: dict, units_per_pixel: float = 4.0, margin: float = 60.0):
     """Sum over steps of the predicted density of the next pen position.
 
