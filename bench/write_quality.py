@@ -19,7 +19,13 @@ on real ``testset_v`` lines (with ``--data``), so that what the writer gets
 wrong is told from what the reader gets wrong. One picture per bias of the
 first ten sentences goes to ``--out``.
 
+Each CER comes with its 95% bootstrap interval over the lines. ``--against
+PRESET`` compares, line by line, with the legibility recorded in another preset
+(same texts, seed and style) and prints each difference with its 95% paired
+bootstrap interval: a writer is better only where that interval excludes 0.
+
     python bench/write_quality.py --model iam-synthesis --recognizer iam-recognizer --data cache/iam-ondb.npz --out docs/img
+    python bench/write_quality.py --model iam-synthesis-400 --against iam-synthesis ...   # which writes better, and how surely
     python bench/write_quality.py --json ...   # one JSON object instead of the table
 """
 
@@ -54,6 +60,8 @@ def main():
     p.add_argument("--beam", type=int, default=0, help="CTC beam width of the recognizer (default: greedy)")
     p.add_argument("--out", default="docs/img", help="folder for write-bias<B>.png (the first ten sentences)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--against", metavar="PRESET", help="compare line by line with the legibility recorded in this preset (same texts, seed and style): "
+                   "CER differences with 95%% paired bootstrap intervals")
     p.add_argument("--record", action="store_true", help="store the results in the synthesis preset's metadata.json (`legibility`) and regenerate its card")
     args = p.parse_args()
     _silence_native_stderr()
@@ -88,6 +96,16 @@ def main():
             report["style"] = result["style"]
         path = os.path.join(args.out, f"write-bias{bias:g}.png")
         save_drawing(write(writer, sentences[:10], bias=bias, seed=args.seed), path)
+    if args.against:
+        from zoo.reading import compare_legibility
+
+        other = load_metadata(preset_path(args.against)).get("legibility") or {}
+        if (other.get("seed"), other.get("style")) != (args.seed, report["style"]):
+            sys.exit(f"--against {args.against}: its legibility was measured with seed {other.get('seed')} and style {other.get('style')}, "
+                     f"not {args.seed} and {report['style']}: measure it again with this command's texts, seed and style (--record)")
+        report["against"] = {"preset": args.against, "differences": compare_legibility(report["results"], other.get("results", {}))}
+        if not report["against"]["differences"]:
+            sys.exit(f"--against {args.against}: its recorded legibility has no per-line counts: measure it again with --record")
     if args.record:
         from zoo.model_card import _stamp, record
 
@@ -104,7 +122,15 @@ def main():
     for key, r in report["results"].items():
         c = r.get("control_shuffled_words")
         control = f"{100 * c['cer']:.1f}% / {100 * c['wer']:.1f}%" if c else "not run (--no-control)"
-        print(f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | {r['lines_rewritten']} | {r['lines_failed']} | {r['lines_at_step_cap']} | {control} |")
+        print(f"| {key} | {r['lines']} | {100 * r['cer']:.1f}%{_interval(r)} | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | {r['lines_rewritten']} | {r['lines_failed']} | {r['lines_at_step_cap']} | {control} |")
+    if "against" in report:
+        print(f"\nAgainst {args.against}, line by line on the same texts (this minus that; 95% paired bootstrap interval):\n")
+        print("| text, bias | CER | " + args.against + " | difference | interval | told apart |")
+        print("|---|---|---|---|---|---|")
+        for key, d in report["against"]["differences"].items():
+            lo, hi = d["ci95"]
+            verdict = "no" if lo <= 0 <= hi else ("better" if hi < 0 else "worse")
+            print(f"| {key} | {100 * d['this']:.1f}% | {100 * d['other']:.1f}% | {100 * d['difference']:+.1f} | {100 * lo:+.1f} to {100 * hi:+.1f} | {verdict} |")
     classes = list(next(iter(report["results"].values()))["by_class"])
     print("\nCharacters missed (substituted or deleted) by class, % (count asked):\n")
     print("| text, bias | " + " | ".join(classes) + " |")
@@ -115,6 +141,11 @@ def main():
     for key, r in rows.items():
         cells = [r["by_class"][c] for c in classes]
         print(f"| {key} | " + " | ".join("-" if x["rate"] is None else f"{100 * x['rate']:.1f} ({x['characters']})" for x in cells) + " |")
+
+
+def _interval(result: dict) -> str:
+    ci = result.get("cer_ci95")
+    return f" ({100 * ci[0]:.1f}-{100 * ci[1]:.1f})" if ci else ""
 
 
 if __name__ == "__main__":

@@ -125,6 +125,33 @@ def test_edit_distance_and_error_rates_are_summed_over_lines():
         error_rates(["a"], [])
 
 
+def test_cer_intervals_and_paired_differences_tell_writers_apart_only_when_they_differ():
+    from zoo.reading import cer_interval, compare_legibility, paired_cer_difference
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 60, 300)
+    a = rng.binomial(lengths, 0.05)  # a writer at ~5% CER
+    lo, hi = cer_interval(a, lengths)
+    assert lo < a.sum() / lengths.sum() < hi and 0.003 < hi - lo < 0.03  # about +-0.5 points for 300 lines
+    assert cer_interval(a, lengths) == [lo, hi]  # a fixed seed: the same interval every time
+    same = paired_cer_difference(a, a, lengths)
+    assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0]
+    noisy = paired_cer_difference(a, rng.binomial(lengths, 0.05), lengths)  # as good, other noise
+    assert noisy["ci95"][0] < 0 < noisy["ci95"][1]
+    worse = paired_cer_difference(rng.binomial(lengths, 0.08), a, lengths)
+    assert 0 < worse["ci95"][0] < worse["difference"] < worse["ci95"][1]
+    with pytest.raises(ValueError, match="same lines"):
+        paired_cer_difference(a, a[:10], lengths)
+
+    texts = ["abcd efg", "hij kl"]
+    this, that = error_rates(texts, ["abcd efg", "hij kx"]), error_rates(texts, ["abxd efg", "hix kx"])
+    assert this["line_char_edits"] == [0, 1] and this["line_chars"] == [8, 6]
+    diff = compare_legibility({"t, bias 1": this, "only here": this}, {"t, bias 1": that})
+    assert list(diff) == ["t, bias 1"] and diff["t, bias 1"]["difference"] == pytest.approx((1 - 3) / 14)
+    with pytest.raises(ValueError, match="different texts"):
+        compare_legibility({"t": this}, {"t": error_rates(["abc"], ["abc"])})
+
+
 def test_a_line_reads_the_same_alone_or_in_any_batch():
     model = tiny_recognizer(Alphabet("ab"), num_layers=2)
     x = np.random.default_rng(1).normal(size=(2, 64, 3)).astype("float32")  # the padding of line 1 is not zero

@@ -129,5 +129,7 @@ def evaluate_recognizer(model, lines, texts, beam_width: int = 0, batch_size: in
 
     hypotheses = decode(engine_for(model, "keras"), [ln[1:] for ln in lines], beam_width, batch_size)
     result = {**error_rates(list(texts), hypotheses), "decoding": f"beam {beam_width}" if beam_width else "greedy"}
+    for per_line in ("line_char_edits", "line_chars"):  # they serve paired comparisons of writers (bench/write_quality.py)
+        result.pop(per_line)
     result["by_class"] = errors_by_class(list(texts), hypotheses)  # what the recognizer misses on real writing
     return {**result, "read": hypotheses} if return_read else result

@@ -250,7 +250,8 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
     if legible:
         # Figures measured before write() rewrote looping lines have no rewrite counts: "-".
         rows = "\n".join(
-            f"| {key} | {r['lines']} | {100 * r['cer']:.1f}% | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | "
+            f"| {key} | {r['lines']} | {100 * r['cer']:.1f}%" + (f" ({100 * r['cer_ci95'][0]:.1f}-{100 * r['cer_ci95'][1]:.1f})" if r.get("cer_ci95") else "")
+            + f" | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | "
             f"{r.get('lines_rewritten', '-')} | {r.get('lines_failed', '-')} | {r['lines_at_step_cap']} | "
             f"{100 * r['control_shuffled_words']['cer']:.1f}% / {100 * r['control_shuffled_words']['wer']:.1f}% |"
             for key, r in legible["results"].items()
@@ -262,11 +263,24 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
         parts.append(
             f"## Legibility\n\nMeasured, not judged by eye: `{legible['command']}` writes each text and reads it back with "
             f"`{legible['recognizer']}` (its own CER on real testset_v lines: {100 * legible['recognizer_real_cer']:.1f}%). "
-            f"Error rates are edit distances summed over the lines; the control writes the same lines with their words shuffled. "
+            f"Error rates are edit distances summed over the lines (in brackets, where measured: the 95% bootstrap interval over the lines); "
+            f"the control writes the same lines with their words shuffled. "
             + rewritten
             + "| text, bias | lines | CER | WER | lines CER > 0.5 | rewritten | still failed | at step cap | control (shuffled words): CER / WER |\n"
             "|---|---|---|---|---|---|---|---|---|\n"
             f"{rows}\n"
+        )
+    against = (legible or {}).get("against")
+    if against and against.get("differences"):
+        rows = "\n".join(
+            f"| {key} | {100 * d['this']:.1f}% | {100 * d['other']:.1f}% | {100 * d['difference']:+.1f} ({100 * d['ci95'][0]:+.1f} to {100 * d['ci95'][1]:+.1f}) | "
+            + ("no" if d["ci95"][0] <= 0 <= d["ci95"][1] else ("better" if d["ci95"][1] < 0 else "worse")) + " |"
+            for key, d in against["differences"].items()
+        )
+        parts.append(
+            f"Against `{against['preset']}`, line by line on the same texts, seed and style (this minus that, points of CER; "
+            f"95% paired bootstrap interval over the lines):\n\n| text, bias | CER | {against['preset']} | difference | told apart |\n"
+            f"|---|---|---|---|---|\n{rows}\n"
         )
     quality = meta.get("write_quality") if not legible else None
     if quality:

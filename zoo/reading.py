@@ -144,19 +144,49 @@ def error_rates(references, hypotheses) -> dict:
     references' summed lengths (not averaged per line); words split on whitespace."""
     if len(references) != len(hypotheses) or not references:
         raise ValueError(f"need as many hypotheses as references, at least one (got {len(references)} and {len(hypotheses)})")
-    char_edits = sum(edit_distance(r, h) for r, h in zip(references, hypotheses))
+    line_edits = [edit_distance(r, h) for r, h in zip(references, hypotheses)]
     word_edits = sum(edit_distance(r.split(), h.split()) for r, h in zip(references, hypotheses))
-    chars = sum(len(r) for r in references)
+    lengths = [len(r) for r in references]
+    chars = sum(lengths)
     words = sum(len(r.split()) for r in references)
-    line_cer = [edit_distance(r, h) / max(1, len(r)) for r, h in zip(references, hypotheses)]
     return {
-        "cer": char_edits / max(1, chars),
+        "cer": sum(line_edits) / max(1, chars),
+        "cer_ci95": cer_interval(line_edits, lengths),
         "wer": word_edits / max(1, words),
         "lines": len(references),
-        "lines_cer_over_0.5": int(sum(c > 0.5 for c in line_cer)),
+        "lines_cer_over_0.5": int(sum(e / max(1, n) > 0.5 for e, n in zip(line_edits, lengths))),
         "characters": chars,
         "words": words,
+        "line_char_edits": [int(e) for e in line_edits],  # per line, in order: for paired comparisons
+        "line_chars": [int(n) for n in lengths],
     }
+
+
+# A CER of a few hundred lines moves by about a percentage point between samplings of its lines;
+# two writers are told apart only by a difference whose interval excludes 0.
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def cer_interval(line_edits, lengths, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
+    """95% bootstrap interval of a CER (edits summed over the lines / characters summed): the lines
+    resampled with replacement ``resamples`` times (percentile interval, a fixed seed)."""
+    edits, lengths = np.asarray(line_edits, np.float64), np.asarray(lengths, np.float64)
+    idx = np.random.default_rng(seed).integers(0, len(edits), (resamples, len(edits)))
+    rates = edits[idx].sum(1) / np.maximum(lengths[idx].sum(1), 1)
+    return [float(v) for v in np.percentile(rates, [2.5, 97.5])]
+
+
+def paired_cer_difference(edits_a, edits_b, lengths, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """CER of writer a minus writer b on the same texts (line by line), with the 95% paired bootstrap
+    interval: both writers' lines are resampled together, so what the texts share cancels.
+    {"difference", "ci95", "lines"}; a difference is real only when its interval excludes 0."""
+    a, b, n = (np.asarray(v, np.float64) for v in (edits_a, edits_b, lengths))
+    if not (len(a) == len(b) == len(n)) or not len(a):
+        raise ValueError(f"need per-line edit counts of both writers on the same lines (got {len(a)}, {len(b)}, {len(n)})")
+    idx = np.random.default_rng(seed).integers(0, len(a), (resamples, len(a)))
+    chars = np.maximum(n[idx].sum(1), 1)
+    diffs = (a[idx].sum(1) - b[idx].sum(1)) / chars
+    return {"difference": float((a.sum() - b.sum()) / max(n.sum(), 1)), "ci95": [float(v) for v in np.percentile(diffs, [2.5, 97.5])], "lines": int(len(a))}
 
 
 def decode(engine, raw_lines, beam_width: int = 0, batch_size: int = 32) -> list[str]:
@@ -198,6 +228,21 @@ def read(model, offsets, beam_width: int = 0, backend: str = "auto") -> list[str
 
         engine = engine_for(model, backend)
     return decode(engine, offsets, beam_width)
+
+
+def compare_legibility(results: dict, other: dict) -> dict:
+    """{text, bias: paired CER difference} of two writers' `legibility` results keyed alike (this minus
+    other; `paired_cer_difference`), for every key both measured line by line on the same texts."""
+    out = {}
+    for key, r in results.items():
+        o = other.get(key)
+        if not o or "line_char_edits" not in r or "line_char_edits" not in o:
+            continue
+        if r["lines"] != o["lines"] or r["characters"] != o["characters"]:
+            raise ValueError(f"{key}: the two results were measured on different texts ({r['lines']} lines, {r['characters']} characters "
+                             f"against {o['lines']}, {o['characters']}): measure both with the same --data, --testset-lines and sentences")
+        out[key] = {"this": r["cer"], "other": o["cer"], **paired_cer_difference(r["line_char_edits"], o["line_char_edits"], r["line_chars"])}
+    return out
 
 
 def legibility(writer, recognizer, lines, bias: float, seed: int = 0, style: str | None = None, beam_width: int = 0,
