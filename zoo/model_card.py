@@ -140,12 +140,15 @@ def ledger(meta: dict) -> list[dict]:
     """A preset's training legs, oldest first, each with its validation curve against the training
     hours of all legs so far: {"label", "epochs", "hours": [...], "val_loss": [...], "val_lines"}.
     A leg recorded without its history (before 2026-11-27) adds its hours and no points."""
-    out, offset = [], 0.0
+    out, offset, widened = [], 0.0, None
     for leg in [*reversed(_earlier_legs(meta)), meta]:
         rows = [r for r in leg.get("history") or [] if r.get("val_loss") is not None and r.get("train_seconds") is not None]
         label = (f"{leg['hardware']}, batches of {leg.get('batch_size', '?')}" if leg.get("hardware") else "machine not recorded")
+        if widened:  # the record of the leg before a widening says so; the curve jumps there
+            label = f"widened to {widened['to_units']} units; {label}"
+        widened = leg.get("widened")
         out.append({
-            "label": f"{label}, lr {leg.get('learning_rate', float('nan')):.2g}",
+            "label": f"{label}, final lr {leg.get('learning_rate', float('nan')):.2g}",
             "epochs": leg.get("epochs"),
             "hours": [offset + r["train_seconds"] / 3600 for r in rows],
             "val_loss": [r["val_loss"] for r in rows],
