@@ -281,7 +281,7 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
             for key, d in against["differences"].items()
         )
         parts.append(
-            f"Against `{against['preset']}`, line by line on the same texts, seed and style (this minus that, points of CER; "
+            f"Against `{against['preset']}` (style {against.get('style')}), line by line on the same texts and seed (this minus that, points of CER; "
             f"95% paired bootstrap interval over the lines):\n\n| text, bias | CER | {against['preset']} | difference | told apart |\n"
             f"|---|---|---|---|---|\n{rows}\n"
         )
