@@ -100,6 +100,9 @@ def main():
         from zoo.reading import compare_legibility
 
         other = load_metadata(preset_path(args.against)).get("legibility") or {}
+        if not other:
+            sys.exit(f"--against {args.against}: it has no recorded legibility: measure it first with "
+                     f"`python bench/write_quality.py --model {args.against} --data ... --record`")
         # The same texts and noise seed; each writer in the style asked for (by default its own default style,
         # so that two presets are compared as `write` uses them).
         if other.get("seed") != args.seed:

@@ -54,3 +54,30 @@ def test_prediction_network_alone(small_cache):
     result = bench("--data", small_cache, "--model", "prediction")
     assert result["model"] == "prediction" and result["real_points_per_s"] > 0
     assert "ratio" not in result
+
+
+def test_write_quality_records_intervals_and_compares_line_by_line(tmp_path):
+    """bench/write_quality.py on a copy of the shipped synthesis preset, two sentences at one bias: the
+    recorded CER carries its interval and per-line counts, and --against the same preset at the same seed
+    finds a difference of 0 that cannot be told apart, on the card too."""
+    preset = tmp_path / "writer"
+    shutil.copytree(os.path.join(REPO, "saved_models", "iam-synthesis"), preset, ignore=shutil.ignore_patterns("saved_model", "*.int8.onnx"))
+    sentences = tmp_path / "two.txt"
+    sentences.write_text("Quiet foxes jump.\nSeven bright zebras.\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [sys.executable, os.path.join(REPO, "bench", "write_quality.py"), "--model", str(preset), "--sentences", str(sentences),
+         "--biases", "1", "--no-control", "--out", str(tmp_path / "img"), "--record", "--json", *extra],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    first = run()
+    assert first.returncode == 0, first.stderr[-3000:]
+    result = json.loads(first.stdout)["results"]["sentences, bias 1"]
+    lo, hi = result["cer_ci95"]
+    assert lo <= result["cer"] <= hi and len(result["line_char_edits"]) == 2 and sum(result["line_chars"]) == result["characters"]
+    again = run("--against", str(preset))
+    assert again.returncode == 0, again.stderr[-3000:]
+    diff = json.loads(again.stdout)["against"]["differences"]["sentences, bias 1"]
+    assert diff["difference"] == 0 and diff["ci95"] == [0.0, 0.0]  # the same writer, texts and seed: the same lines
+    assert "| sentences, bias 1 |" in (preset / "README.md").read_text() and "told apart" in (preset / "README.md").read_text()
+    other_seed = run("--against", str(preset), "--seed", "1")
+    assert other_seed.returncode != 0 and "seed 0, not 1" in other_seed.stderr

@@ -138,7 +138,7 @@ LEDGER_FIGURE = "training.png"  # a handwriting preset trained over several legs
 
 def ledger(meta: dict) -> list[dict]:
     """A preset's training legs, oldest first, each with its validation curve against the training
-    hours of all legs so far: {"label", "epochs", "hours": [...], "val_loss": [...], "val_lines"}.
+    hours of all legs so far: {"label", "epochs", "hours": [...], "val_loss": [...]}.
     A leg recorded without its history (before 2026-11-27) adds its hours and no points."""
     out, offset, widened = [], 0.0, None
     for leg in [*reversed(_earlier_legs(meta)), meta]:
@@ -152,7 +152,6 @@ def ledger(meta: dict) -> list[dict]:
             "epochs": leg.get("epochs"),
             "hours": [offset + r["train_seconds"] / 3600 for r in rows],
             "val_loss": [r["val_loss"] for r in rows],
-            "val_lines": (leg.get("evaluation") or {}).get("lines"),
         })
         offset += (leg.get("train_seconds") or 0.0) / 3600
     return out
@@ -256,7 +255,8 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
             f"| {key} | {r['lines']} | {100 * r['cer']:.1f}%" + (f" ({100 * r['cer_ci95'][0]:.1f}-{100 * r['cer_ci95'][1]:.1f})" if r.get("cer_ci95") else "")
             + f" | {100 * r['wer']:.1f}% | {r['lines_cer_over_0.5']} | "
             f"{r.get('lines_rewritten', '-')} | {r.get('lines_failed', '-')} | {r['lines_at_step_cap']} | "
-            f"{100 * r['control_shuffled_words']['cer']:.1f}% / {100 * r['control_shuffled_words']['wer']:.1f}% |"
+            + (f"{100 * r['control_shuffled_words']['cer']:.1f}% / {100 * r['control_shuffled_words']['wer']:.1f}% |"
+               if r.get("control_shuffled_words") else "not run (--no-control) |")
             for key, r in legible["results"].items()
         )
         rewrites = next(iter(legible["results"].values())).get("rewrites")
