@@ -186,10 +186,15 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
     rows = [
         f"| data | IAM On-Line Handwriting Database, train on {', '.join(meta.get('train_splits', []))} ({meta.get('train_lines', '?')} lines) |",
     ]
-    val = meta.get("evaluation_480_validation_lines")
-    during = f"first {val['lines']} lines during training; " if val else ""
-    rows.append(f"| early stopping / report split | {split} ({during}{ev.get('lines', '?')} lines for the figures below) |")
     recorded = _evaluation_rows(meta)
+    # Validated during training on the first lines of the split (metadata "evaluation", or the older
+    # "evaluation_480_validation_lines"); the figures below are the recorded evaluations' where there are any.
+    val = meta.get("evaluation_480_validation_lines")
+    reported = next((r["lines"] for _, r in recorded if r["split"] == split), None)
+    if val is None and reported and ev.get("lines") and ev["lines"] != reported:
+        val = ev
+    during = f"first {val['lines']} lines during training; " if val else ""
+    rows.append(f"| early stopping / report split | {split} ({during}{reported or ev.get('lines', '?')} lines for the figures below) |")
     if recorded:
         for label, r in recorded:
             ref = f"; Graves 3x400 ({table}): {graves}" if r.get("repaired", True) and r["split"] == split else ""
