@@ -97,7 +97,7 @@ def main():
         path = os.path.join(args.out, f"write-bias{bias:g}.png")
         save_drawing(write(writer, sentences[:10], bias=bias, seed=args.seed), path)
     if args.against:
-        from zoo.reading import compare_legibility
+        from zoo.reading import compare_legibility, told_apart
 
         other = load_metadata(preset_path(args.against)).get("legibility") or {}
         if not other:
@@ -136,8 +136,7 @@ def main():
         print("|---|---|---|---|---|---|")
         for key, d in report["against"]["differences"].items():
             lo, hi = d["ci95"]
-            verdict = "no" if lo <= 0 <= hi else ("better" if hi < 0 else "worse")
-            print(f"| {key} | {100 * d['this']:.1f}% | {100 * d['other']:.1f}% | {100 * d['difference']:+.1f} | {100 * lo:+.1f} to {100 * hi:+.1f} | {verdict} |")
+            print(f"| {key} | {100 * d['this']:.1f}% | {100 * d['other']:.1f}% | {100 * d['difference']:+.1f} | {100 * lo:+.1f} to {100 * hi:+.1f} | {told_apart(d['ci95'])} |")
     classes = list(next(iter(report["results"].values()))["by_class"])
     print("\nCharacters missed (substituted or deleted) by class, % (count asked):\n")
     print("| text, bias | " + " | ".join(classes) + " |")

@@ -222,7 +222,7 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
                 + (f" ({_leg_hours(leg)}, batches of {leg.get('batch_size', '?')} on {leg['hardware']})" if leg.get("hardware") else "")
                 for leg in [*reversed(legs), meta]
             )
-            # Earlier legs record their epochs, hours and rate, not their batches: this leg's are named.
+            # Legs recorded before 2026-11-27 name no batches; this leg's epochs are named in full.
             return (
                 f"{epochs} epochs in all, {total_h:.1f} h: {schedule}; the last leg {meta['epochs']} epochs of "
                 f"{meta['steps_per_epoch']} batches of {meta['batch_size']}" + ("" if meta.get("hardware") else " on ?") + "; "
@@ -280,9 +280,11 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
         )
     against = (legible or {}).get("against")
     if against and against.get("differences"):
+        from zoo.reading import told_apart
+
         rows = "\n".join(
             f"| {key} | {100 * d['this']:.1f}% | {100 * d['other']:.1f}% | {100 * d['difference']:+.1f} ({100 * d['ci95'][0]:+.1f} to {100 * d['ci95'][1]:+.1f}) | "
-            + ("no" if d["ci95"][0] <= 0 <= d["ci95"][1] else ("better" if d["ci95"][1] < 0 else "worse")) + " |"
+            f"{told_apart(d['ci95'])} |"
             for key, d in against["differences"].items()
         )
         parts.append(

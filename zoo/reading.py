@@ -167,26 +167,42 @@ def error_rates(references, hypotheses) -> dict:
 BOOTSTRAP_RESAMPLES = 2000
 
 
+def _resampled_sums(per_line, resamples: int, seed: int) -> list[np.ndarray]:
+    """Each array of per-line counts summed over ``resamples`` resamplings of the lines with replacement,
+    the same resampled lines for every array (a fixed seed): the bootstrap of `cer_interval` and
+    `paired_cer_difference`."""
+    arrays = [np.asarray(v, np.float64) for v in per_line]
+    idx = np.random.default_rng(seed).integers(0, len(arrays[0]), (resamples, len(arrays[0])))
+    return [a[idx].sum(1) for a in arrays]
+
+
+def _interval95(values) -> list[float]:
+    return [float(v) for v in np.percentile(values, [2.5, 97.5])]
+
+
 def cer_interval(line_edits, lengths, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
     """95% bootstrap interval of a CER (edits summed over the lines / characters summed): the lines
     resampled with replacement ``resamples`` times (percentile interval, a fixed seed)."""
-    edits, lengths = np.asarray(line_edits, np.float64), np.asarray(lengths, np.float64)
-    idx = np.random.default_rng(seed).integers(0, len(edits), (resamples, len(edits)))
-    rates = edits[idx].sum(1) / np.maximum(lengths[idx].sum(1), 1)
-    return [float(v) for v in np.percentile(rates, [2.5, 97.5])]
+    edits, chars = _resampled_sums([line_edits, lengths], resamples, seed)
+    return _interval95(edits / np.maximum(chars, 1))
 
 
 def paired_cer_difference(edits_a, edits_b, lengths, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
     """CER of writer a minus writer b on the same texts (line by line), with the 95% paired bootstrap
     interval: both writers' lines are resampled together, so what the texts share cancels.
     {"difference", "ci95", "lines"}; a difference is real only when its interval excludes 0."""
-    a, b, n = (np.asarray(v, np.float64) for v in (edits_a, edits_b, lengths))
-    if not (len(a) == len(b) == len(n)) or not len(a):
-        raise ValueError(f"need per-line edit counts of both writers on the same lines (got {len(a)}, {len(b)}, {len(n)})")
-    idx = np.random.default_rng(seed).integers(0, len(a), (resamples, len(a)))
-    chars = np.maximum(n[idx].sum(1), 1)
-    diffs = (a[idx].sum(1) - b[idx].sum(1)) / chars
-    return {"difference": float((a.sum() - b.sum()) / max(n.sum(), 1)), "ci95": [float(v) for v in np.percentile(diffs, [2.5, 97.5])], "lines": int(len(a))}
+    if not (len(edits_a) == len(edits_b) == len(lengths)) or not len(lengths):
+        raise ValueError(f"need per-line edit counts of both writers on the same lines (got {len(edits_a)}, {len(edits_b)}, {len(lengths)})")
+    a, b, chars = _resampled_sums([edits_a, edits_b, lengths], resamples, seed)
+    return {"difference": float((sum(edits_a) - sum(edits_b)) / max(sum(lengths), 1)),
+            "ci95": _interval95((a - b) / np.maximum(chars, 1)), "lines": len(lengths)}
+
+
+def told_apart(ci95) -> str:
+    """The verdict on a paired difference (this minus that) from its interval: "better" or "worse" where
+    the interval excludes 0, "no" where it holds it."""
+    lo, hi = ci95
+    return "no" if lo <= 0 <= hi else ("better" if hi < 0 else "worse")
 
 
 def decode(engine, raw_lines, beam_width: int = 0, batch_size: int = 32) -> list[str]:
