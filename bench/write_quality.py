@@ -25,7 +25,7 @@ PRESET`` compares, line by line, with the legibility recorded in another preset
 bootstrap interval: a writer is better only where that interval excludes 0.
 
     python bench/write_quality.py --model iam-synthesis --recognizer iam-recognizer --data cache/iam-ondb.npz --out docs/img
-    python bench/write_quality.py --model iam-synthesis-400 --against iam-synthesis ...   # which writes better, and how surely
+    python bench/write_quality.py --model iam-synthesis --against iam-synthesis-small ...   # which writes better, and how surely
     python bench/write_quality.py --json ...   # one JSON object instead of the table
 """
 

@@ -6,7 +6,7 @@
 #
 # MODEL is a handwriting config (synthesis, prediction, recognizer) and SECONDS the
 # training time budget; the rest goes to `python -m zoo train` (e.g. --init-from
-# saved_models/iam-synthesis-400 --batch-size 64). Steps, in one command so the machine
+# saved_models/iam-synthesis --batch-size 64). Steps, in one command so the machine
 # is never held idle:
 #   1. install .whl/ (gpu/fetch-wheels: ../shared/gpu/fetch-wheels.sh) into .site/ when
 #      Keras is missing;

@@ -61,7 +61,7 @@ def test_write_quality_records_intervals_and_compares_line_by_line(tmp_path):
     recorded CER carries its interval and per-line counts, and --against the same preset at the same seed
     finds a difference of 0 that cannot be told apart, on the card too."""
     preset = tmp_path / "writer"
-    shutil.copytree(os.path.join(REPO, "saved_models", "iam-synthesis"), preset, ignore=shutil.ignore_patterns("saved_model", "*.int8.onnx"))
+    shutil.copytree(os.path.join(REPO, "saved_models", "iam-synthesis-small"), preset, ignore=shutil.ignore_patterns("saved_model", "*.int8.onnx"))
     sentences = tmp_path / "two.txt"
     sentences.write_text("Quiet foxes jump.\nSeven bright zebras.\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

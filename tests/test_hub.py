@@ -113,7 +113,12 @@ def test_the_shipped_registry_names_every_checkout_preset_honestly():
     for name in ("iam-synthesis", "iam-prediction", "ptb-char-small"):
         entry = entries[name]
         assert entry["kind"] and entry["metrics"] and entry["archive"]["sha256"] and entry["files"]["config.json"]["sha256"]
-    assert entries["iam-synthesis"]["metrics"]["nll_nats_per_line"] < -1000
+    # The default writer is the better of the two synthesis presets; both are listed.
+    assert entries["iam-synthesis"]["metrics"]["nll_nats_per_line"] < entries["iam-synthesis-small"]["metrics"]["nll_nats_per_line"] < -1000
+    for name, entry in entries.items():  # each entry describes the checkout's files as they are now (re-run publish after a change)
+        folder = os.path.join(REPO, "saved_models", name)
+        for path, f in entry["files"].items():
+            assert os.path.getsize(os.path.join(folder, path)) == f["bytes"], f"{name}/{path}: run zoo publish --registry again"
     assert entries["ptb-char-small"]["metrics"]["bpc_static"] < 2.0
     for entry in entries.values():
         assert entry["url"] is None or entry["url"].startswith("https://")  # nothing hosted yet: said so, not faked
@@ -335,14 +340,14 @@ def test_hf_preset_writes_through_a_fresh_process_and_pins_revisions(hf_server, 
     """`zoo write --model hf://...` in a new process with HF_ENDPOINT set before huggingface_hub is imported:
     the real synthesis preset's files from the local hub, sampled by onnxruntime."""
     pytest.importorskip("huggingface_hub")
-    commit = hf_server.add("zoo-team/iam-synthesis", os.path.join(REPO, "saved_models", "iam-synthesis"), refs=["main", "v1"])
+    commit = hf_server.add("zoo-team/iam-synthesis-small", os.path.join(REPO, "saved_models", "iam-synthesis-small"), refs=["main", "v1"])
     env = {**os.environ, "HF_ENDPOINT": hf_server.url, "ZOO_CACHE_DIR": str(tmp_path / "cache"), "ZOO_QUIET": "1", "PYTHONPATH": REPO}
-    proc = zoo("write", "Hello hub", "--model", "hf://zoo-team/iam-synthesis@v1", "--out", str(tmp_path / "h.svg"), env=env, cwd=str(tmp_path))
+    proc = zoo("write", "Hello hub", "--model", "hf://zoo-team/iam-synthesis-small@v1", "--out", str(tmp_path / "h.svg"), env=env, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["lines"] == 1 and os.path.getsize(tmp_path / "h.svg") > 1000
     heads = [p for c, p in hf_server.requests if c == "HEAD"]
-    assert f"/zoo-team/iam-synthesis/resolve/v1/config.json" in heads
-    snapshot = tmp_path / "cache" / "hf" / "models--zoo-team--iam-synthesis" / "snapshots" / commit
+    assert "/zoo-team/iam-synthesis-small/resolve/v1/config.json" in heads
+    snapshot = tmp_path / "cache" / "hf" / "models--zoo-team--iam-synthesis-small" / "snapshots" / commit
     assert (snapshot / "loop.onnx").is_file() and not (snapshot / "saved_model").exists()
 
 
@@ -407,7 +412,8 @@ def test_the_wheel_installs_and_writes_without_tensorflow(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("graves_zoo-*.whl")
     size = wheel.stat().st_size
-    assert size < 25e6, f"the wheel is {size / 1e6:.1f} MB"
+    # The 3x400 iam-synthesis carries 15 MB of weights and 52 MB with its graphs; PyPI takes 100 MB.
+    assert size < 75e6, f"the wheel is {size / 1e6:.1f} MB"
     venv = tmp_path / "venv"
     proc = run(sys.executable, "-m", "venv", str(venv))
     assert proc.returncode == 0, proc.stderr

@@ -19,10 +19,10 @@ from zoo.render.svg import read_svg_offsets
 
 from conftest import real_data_dir, requires_data
 from zoo import model_card
-from zoo.presets import from_preset, list_presets, load_metadata, preset_path
+from zoo.presets import default_style, from_preset, list_presets, load_metadata, preset_path
 from zoo.sampling.handwriting import sample_unconditional
 
-HANDWRITING = ("iam-prediction", "iam-synthesis")
+HANDWRITING = ("iam-prediction", "iam-synthesis", "iam-synthesis-small")
 TEXT = ("ptb-char-small",)
 RECOGNIZER = ("iam-recognizer",)
 RELATIVE = 1e-3  # float32 sums over ~8,000 points agree to ~1e-6 between runs
@@ -61,6 +61,9 @@ def test_shipped_presets_carry_recorded_checks():
     legible = load_metadata("iam-synthesis")["legibility"]
     assert legible["recognizer"] == RECOGNIZER[0] and legible["recognizer_real_cer"] == load_metadata(RECOGNIZER[0])["evaluation"]["cer"]
     assert "write_quality" not in load_metadata("iam-synthesis")  # the counts once made by eye are gone
+    # Each writer's default style is the one that read best on lines its report does not use.
+    assert default_style("iam-synthesis") is None and default_style("iam-synthesis-small") == "a06-014-05"
+    assert load_metadata("iam-synthesis")["legibility"]["against"]["preset"] == "iam-synthesis-small"
 
 
 @pytest.mark.parametrize("name", HANDWRITING + TEXT + RECOGNIZER)

@@ -27,11 +27,13 @@ from playwright.sync_api import sync_playwright
 
 from conftest import REPO
 from export.runtime import load
+from zoo.cli.common import DEFAULT_WRITER
 from zoo.cli.writing import page_lines
+from zoo.presets import default_style, preset_path
 from zoo.render.svg import offsets_to_strokes, read_svg_offsets
 from zoo.sampling import driver
 
-PRESET = "iam-synthesis"
+PRESET = DEFAULT_WRITER  # what `zoo serve` serves unless told otherwise: the page users open
 WRAP_WIDTH = 60  # zoo write --width's default, which /preset.json also carries (checked below)
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # The same offsets within this many of the model's normalised units (offset / offset_std): a
@@ -92,7 +94,7 @@ def page(server):
         tab.goto(server + "?speed=6")  # speed 6: draw at once
         tab.wait_for_function("window.zooPage && ['ready', 'error'].includes(zooPage.state)", timeout=60_000)
         assert tab.evaluate("zooPage.state") == "ready", tab.evaluate("zooPage.error")
-        assert tab.eval_on_selector("#style", "el => el.value") == "a06-014-05"  # the preset's default style, as zoo write
+        assert tab.eval_on_selector("#style", "el => el.value") == (default_style(preset_path(PRESET)) or "")  # as zoo write
         yield tab
         assert not errors, errors
         browser.close()
@@ -139,7 +141,7 @@ def test_serve_gives_the_preset_as_the_page_needs_it(server, python_writer):
     assert (config["wrap_width"], config["bias"], config["max_steps_per_char"]) == (WRAP_WIDTH, driver.WRITE_BIAS, 40)
     assert (config["rewrites"], config["max_dwell"]) == (driver.REWRITES, driver.MAX_DWELL)
     assert {s["name"] for s in config["styles"]} == set(python_writer.styles)
-    assert config["default_style"] == python_writer.default_style == "a06-014-05"  # zoo write's default, selected when the page opens
+    assert config["default_style"] == python_writer.default_style == default_style(preset_path(PRESET))  # zoo write's, selected on opening
     style = config["styles"][0]
     np.testing.assert_array_equal(np.asarray(style["offsets"], np.float32), python_writer.styles[style["name"]][0])
     for path in ("model/loop.onnx", "ort/ort-wasm-simd-threaded.wasm"):

@@ -167,7 +167,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--model", default=DEFAULT_WRITER, help="synthesis preset name or folder (default: %(default)s)")
     s.add_argument("--bias", type=_sampling_bias, default=WRITE_BIAS, help="sampling bias b >= 0 of eq. 61-62: 0 varied (scribbles more), 1-2 neat (default: %(default)s)")
     style = s.add_mutually_exclusive_group()
-    style.add_argument("--style", help="a named style stored with the preset (primed sampling, sec. 5.5); default: the preset's default style (iam-synthesis: a06-014-05, the most legible); 'none': unprimed")
+    style.add_argument("--style", help="a named style stored with the preset (primed sampling, sec. 5.5); default: the preset's default style, the most legible (iam-synthesis: none, unprimed; iam-synthesis-small: a06-014-05); 'none': unprimed")
     style.add_argument("--prime-line", help="prime with this IAM-OnDB line id (needs --data)")
     s.add_argument("--data", help="IAM-OnDB folder or cache, for --prime-line")
     s.add_argument("--seed", type=int, default=0)

@@ -167,7 +167,7 @@ def sample_strokes(engine, steps: int = 700, count: int = 1, bias: float = 0.0, 
 # (eq. 61-62) can fall into a loop that redraws one letter while the window stays put: at bias 0.75
 # the 3x400 network did so in 3 of 30 sentences, for 313 to 333 points. Read by each model's own
 # window, no line of 300 real testset_v lines dwells longer than 138 points on one character
-# (iam-synthesis; 122 for iam-synthesis-400; a median line's longest dwell is 39), so MAX_DWELL
+# (iam-synthesis-small; 122 for the 3x400 iam-synthesis; a median line's longest dwell is 39), so MAX_DWELL
 # points mark a loop, not a wide letter. A failed line is written again with new noise, at most
 # REWRITES times; if every try fails, the first is kept.
 MAX_DWELL = 160

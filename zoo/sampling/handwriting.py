@@ -43,9 +43,9 @@ def write(model, lines, backend: str = "auto", precision: str = "float32", **opt
     >= 0. ``prime`` = (raw offsets, their text) of a real line fixes the style
     (sec. 5.5): the network reads it first, then writes on; ``style`` names one
     of the primes stored with the preset (``model.styles``); left out, the
-    preset's default style (``model.default_style``, iam-synthesis: a06-014-05,
-    the most legible of its styles) is used, and ``style="none"`` writes
-    unprimed. Returns raw
+    preset's default style (``model.default_style``, the most legible of its
+    styles; None for iam-synthesis, which reads best unprimed) is used, and
+    ``style="none"`` writes unprimed. Returns raw
     offsets per line; with ``return_alignment`` also, per line, (phi (steps,
     characters), the text phi runs over, prime text included). ``backend``
     picks Keras or onnxruntime (zoo.sampling.engines.choose); both draw the same

@@ -2,7 +2,8 @@
 
 Why: a 3x400 network trained from scratch on a CPU spends its first hours relearning
 what the shipped 3x128 already knows. Widened, it starts at the 3x128's loss and
-trains on from there (`zoo train synthesis --init-from iam-synthesis --units 400`).
+trains on from there (`zoo train synthesis --init-from iam-synthesis-small --units 400`: how the 3x400
+iam-synthesis began).
 
 How (the "new units start silent" variant of Net2Net widening, Chen et al. 2016):
 every layer keeps its old units in its first positions with their weights unchanged;
