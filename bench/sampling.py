@@ -350,7 +350,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batches", default="1,32")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: export.runtime's)")
-    p.add_argument("--models", default="synthesis-3x400,iam-synthesis,iam-prediction", help="synthesis-3x400 (random weights) and/or preset names or exported folders (default: %(default)s)")
+    p.add_argument("--models", default="iam-synthesis,iam-synthesis-small,iam-prediction", help="preset names (synthesis-3x400: an untrained 3x400 network, random weights) or exported folders (default: %(default)s)")
     p.add_argument("--engines", default=",".join(ENGINES), help="engines to time, handwriting and text (default: all: %(default)s; keras_loop = tf_function)")
     p.add_argument("--text-models", default="text-1x256,shipped", help="text-1x256 (random weights) and/or preset names or exported folders; shipped: every shipped text preset; none to skip")
     p.add_argument("--text-steps", type=int, default=500, help="symbols per timed text run (default: %(default)s)")

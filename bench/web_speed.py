@@ -20,10 +20,8 @@ no browser download). Measured side by side in one run, batch 1:
   (empty cache) to the first stroke drawn, and to the model being ready;
   median of ``--loads``.
 
-Models: the shipped ``iam-synthesis`` (3 x 128) and, unless ``--no-3x400``, a
-3 x 400 synthesis network (M = 20, K = 10, the paper's size) that is UNTRAINED
-(random weights): its strokes mean nothing, it is timed only. It is built with
-zoo.models and exported (ONNX only) into ``--work`` once, and reused.
+Models: the shipped ``iam-synthesis`` (3 x 400, the paper's size) and, unless
+``--no-small``, ``iam-synthesis-small`` (3 x 128).
 
     python bench/web_speed.py                     # table
     python bench/web_speed.py --json
@@ -50,7 +48,6 @@ sys.path.insert(0, REPO)
 TEXT = "the quick brown fox jumps over the lazy dog"
 BIAS = 0.75
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-UNTRAINED = "synthesis-3x400-untrained"
 
 
 def find_chromium() -> str:
@@ -80,31 +77,6 @@ class Served:
     def __exit__(self, *exc):
         self.proc.terminate()
         self.proc.wait(timeout=10)
-
-
-def untrained_3x400(folder: str) -> str:
-    """An untrained 3 x 400 synthesis network with iam-synthesis' alphabet and normalisation, exported to ONNX
-    in ``folder`` (made once): for timing only."""
-    from export import runtime
-
-    if runtime.has_onnx(folder):
-        return folder
-    import keras
-
-    from export import export_model
-    from zoo.models import HandwritingSynthesizer
-    from zoo.presets import save_preset
-
-    writer = runtime.load("iam-synthesis")
-    keras.utils.set_random_seed(0)
-    model = HandwritingSynthesizer(
-        writer.alphabet, units=400, num_layers=3, num_mixtures=20, window_components=10,
-        offset_mean=tuple(writer.offset_mean.tolist()), offset_std=tuple(writer.offset_std.tolist()),
-    )
-    model.build()
-    save_preset(model, folder, {"model": "HandwritingSynthesizer", "note": "untrained (random weights): for timing only"})
-    export_model(folder, folder, formats=("onnx",))
-    return folder
 
 
 def loop_inputs(sampler, text: str, seed: int = 0) -> dict:
@@ -230,8 +202,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=5, help="loop runs timed per engine (best taken; default: %(default)s)")
     p.add_argument("--loads", type=int, default=3, help="page loads timed per model (median; default: %(default)s)")
-    p.add_argument("--no-3x400", dest="big", action="store_false", help="time only the iam-synthesis preset")
-    p.add_argument("--work", default=os.path.join(REPO, "runs", "web-bench"), help="where the untrained 3 x 400 export is made once")
+    p.add_argument("--no-small", dest="small", action="store_false", help="time only the iam-synthesis preset (3 x 400)")
     p.add_argument("--screenshot", help="save the iam-synthesis page writing 'Hello world' to this PNG")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
@@ -240,9 +211,9 @@ def main() -> None:
 
     from zoo.presets import preset_path
 
-    models = [("iam-synthesis (3x128)", preset_path("iam-synthesis"))]
-    if args.big:
-        models.append(("3x400 synthesis, untrained (random weights; speed only)", untrained_3x400(os.path.join(args.work, UNTRAINED))))
+    models = [("iam-synthesis (3x400)", preset_path("iam-synthesis"))]
+    if args.small:
+        models.append(("iam-synthesis-small (3x128)", preset_path("iam-synthesis-small")))
     rows = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=find_chromium(), headless=True)
