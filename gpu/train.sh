@@ -17,8 +17,8 @@
 #      testset_v into $OUT (the device
 #      tool brings back at most 8 files of 16 MiB).
 # On the device:  run(command="bash gpu/train.sh synthesis 360", carry=[".whl", "cache/iam-ondb.npz"])
-# The tree and the carried files must stay under 64 MiB: take the presets the run does not
-# need out of the index for the call (git rm -r --cached, .git/info/exclude; git reset after).
+# The tree and the carried files must stay under 64 MiB: `bash gpu/slim.sh PRESET` takes the
+# presets the run does not need out of the index for the call; `bash gpu/slim.sh --undo` after.
 # A warm machine keeps runs/ between calls: give a second run its own ZOO_GPU_RUN, or it
 # resumes the first (already at its budget). ZOO_GPU_EVALUATE=0 skips the evaluation.
 # Tested here on CPU (tests/test_jax_backend.py) with PYTHON=../jaxenv/bin/python and a
