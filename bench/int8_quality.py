@@ -132,7 +132,7 @@ def text_quality(folder: str, path: str, symbols: int, streams: int = 32) -> dic
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="iam-prediction,iam-synthesis,ptb-char-small", help="presets or exported folders (with int8 graphs)")
+    p.add_argument("--models", default="iam-prediction,iam-synthesis,iam-synthesis-small,ptb-char-small", help="presets or exported folders (with int8 graphs)")
     p.add_argument("--data", default="cache/iam-ondb.npz", help="IAM-OnDB cache or folder (handwriting)")
     p.add_argument("--lines", type=int, default=64, help="validation lines (default: %(default)s)")
     p.add_argument("--max-points", type=int, default=700, help="points per line at most (default: %(default)s)")

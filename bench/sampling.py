@@ -1,7 +1,8 @@
 """Sampling speed of the handwriting models, every engine measured side by side in one run.
 
-For each model (a 3 x 400 synthesis network with random weights, the paper's
-size, and the shipped 3 x 128 presets, or any exported preset folder) and
+For each model (by default the shipped presets: iam-synthesis, 3 x 400, the paper's
+size; iam-synthesis-small and iam-prediction, 3 x 128; ``synthesis-3x400`` names an
+untrained 3 x 400 with random weights; or any exported preset folder) and
 batch 1 and 32: milliseconds per sampling step and pen points per second for
 
 - ``keras_eager``: a Python loop calling the model's one step

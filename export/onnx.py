@@ -139,7 +139,7 @@ def quantize_int8(folder: str, graphs: dict) -> dict:
     mixture parameters 0.14 and text logits 0.8 off float, 7-bit ones 0.013
     and 0.04, at the same speed. ``per_channel`` (a scale per column rather
     than per matrix) cut the loss of log-likelihood of 64 IAM-OnDB testset_v
-    lines under iam-synthesis from 79 to 22 nats per line (of 547; step graph,
+    lines under the 3x128 synthesis preset (now iam-synthesis-small) from 79 to 22 nats per line (of 547; step graph,
     bench/int8_quality.py) for ~0.04 ms per step at batch 1 (3x400). Inputs
     and outputs keep their names, dtypes and shapes. Returns the facts recorded in metadata.json (``export.onnx.int8``).
     """
