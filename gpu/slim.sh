@@ -24,24 +24,21 @@ if [ "${1:-}" = "--undo" ]; then
 fi
 [ $# -ge 1 ] || { echo "usage: bash gpu/slim.sh PRESET... | --undo"; exit 2; }
 [ ! -f "$backup" ] || { echo "gpu/slim.sh: already slimmed ($backup exists): run 'bash gpu/slim.sh --undo' first"; exit 2; }
-keep=()
+keep=$(mktemp)
 for preset in "$@"; do
     name=$(basename "$preset")
-    [ -f "saved_models/$name/config.json" ] || { echo "gpu/slim.sh: no preset saved_models/$name"; exit 2; }
-    for f in config.json metadata.json model.weights.h5 styles.npz; do keep+=("saved_models/$name/$f"); done
+    [ -f "saved_models/$name/config.json" ] || { echo "gpu/slim.sh: no preset saved_models/$name"; rm -f "$keep"; exit 2; }
+    printf "saved_models/$name/%s\n" config.json metadata.json model.weights.h5 styles.npz >> "$keep"
 done
 if ! git diff --cached --quiet -- saved_models docs; then
-    echo "gpu/slim.sh: saved_models/ or docs/ has staged changes: commit or unstage them first"; exit 2
+    echo "gpu/slim.sh: saved_models/ or docs/ has staged changes: commit or unstage them first"; rm -f "$keep"; exit 2
 fi
 cp "$exclude" "$backup"
 leave=$(mktemp)
-git ls-files -- saved_models docs | while IFS= read -r path; do
-    for k in "${keep[@]}"; do [ "$path" = "$k" ] && continue 2; done
-    echo "$path"
-done > "$leave"
+git ls-files -- saved_models docs | { grep -v -x -F -f "$keep" || true; } > "$leave"
 sed 's|^|/|' "$leave" >> "$exclude"
 git rm -q --cached --pathspec-from-file="$leave"
 removed=$(wc -l < "$leave")
-rm -f "$leave"
+rm -f "$leave" "$keep"
 bytes=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 du -cb 2>/dev/null | awk 'END {print $1}' || true)
-echo "gpu/slim.sh: $removed files left out for the call; the tree that travels: $((bytes / 1048576)) MiB (add the carried files; the limit is 64 MiB). Afterwards: bash gpu/slim.sh --undo"
+echo "gpu/slim.sh: $removed files left out for the call; the tree that travels: $((${bytes:-0} / 1048576)) MiB (add the carried files; the limit is 64 MiB). Afterwards: bash gpu/slim.sh --undo"
