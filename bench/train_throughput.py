@@ -27,6 +27,19 @@ compared between the two (to 1e-4 of the loss: `loss_agrees`).
     python bench/train_throughput.py --model prediction --units 400 --layers 3
     python bench/train_throughput.py --compare-commit 89e4269 --batches 8
     python bench/train_throughput.py --model synthesis --json
+    python bench/train_throughput.py --ceiling                # and what this CPU's matrix products allow
+
+``--ceiling`` puts the figure beside what the arithmetic allows. A train step
+is mostly matrix products: 2 D N operations per row for each weight matrix
+(D x N) forward, as many again for the input gradient and for the weight
+gradient, so 6 x (the weights in matrices) operations per padded pen point
+(the mixture's and the gates' element-wise work comes on top). The bench
+times this CPU's float32 products, once as one large square product (the
+machine's peak) and once in the shapes of the time loop (B rows times each
+LSTM kernel, its input-gradient and weight-gradient products), and prints the
+step's achieved operations per second, its share of the peak, and the real
+points per second that the loop's own products would allow if the step did
+nothing else.
 """
 
 from __future__ import annotations
@@ -283,6 +296,75 @@ def make_plan(args):
     return meta, batches, [np.asarray(w) for w in model.get_weights()]
 
 
+# ---------------------------------------------------------------- the ceiling: what the products allow
+
+
+def matmul_rate(shapes, seconds: float = 0.5, per_call: int = 8) -> float:
+    """Operations per second of float32 products (m, k, n), each repeated for about ``seconds``,
+    compiled by the active backend as the train step is (tf.function; jax.jit on JAX). Each call
+    runs ``per_call`` products (of slightly shifted inputs, so no compiler merges them), so the
+    Python call's own cost does not count against products as small as the loop's."""
+    import keras
+    import numpy as np
+
+    from zoo import backend
+
+    def products(a, b):
+        return sum(keras.ops.sum(keras.ops.matmul(a + float(i), b)) for i in range(per_call))
+
+    if backend.name() == "jax":
+        import jax
+
+        product = jax.jit(products)
+        wait = lambda r: r.block_until_ready()  # noqa: E731
+    else:
+        import tensorflow as tf
+
+        product = tf.function(products)
+        wait = lambda r: r.numpy()  # noqa: E731
+    rng = np.random.default_rng(0)
+    ops_done = spent = 0.0
+    for m, k, n in shapes:
+        a = keras.ops.convert_to_tensor(rng.standard_normal((m, k), dtype=np.float32))
+        b = keras.ops.convert_to_tensor(rng.standard_normal((k, n), dtype=np.float32))
+        wait(product(a, b))  # compile
+        calls, t0 = 0, time.perf_counter()
+        while True:
+            wait(product(a, b))
+            calls += 1
+            if time.perf_counter() - t0 >= seconds:
+                break
+        spent += time.perf_counter() - t0
+        ops_done += 2.0 * m * k * n * per_call * calls
+    return ops_done / spent
+
+
+def ceiling(meta, weights, rate: float) -> dict:
+    """The step's arithmetic against this CPU's products: operations per padded point, achieved
+    rate, the peak, the loop-shaped rate, and the real points per second those allow."""
+    units, batch = meta["config"]["units"], meta["config"]["batch_size"]
+    # Weight matrices: the LSTM kernels (input and recurrent), the window's and the output layer's;
+    # not the peepholes (3, H), which multiply element-wise.
+    matrices = [tuple(w.shape) for w in weights if w.ndim == 2 and w.shape != (3, units)]
+    per_point = 6.0 * sum(d * n for d, n in matrices)  # forward, input gradient, weight gradient
+    # The time loop's products: each layer's fused [W_x; W_h] (D + H rows, 4H columns), forward, input and weight gradient.
+    loop = [(d + units, n) for d, n in matrices if n == 4 * units and d != units]
+    shapes = [s for d, n in loop for s in ((batch, d, n), (batch, n, d), (d, batch, n))]
+    peak = matmul_rate([(2048, 2048, 2048)])
+    loop_rate = matmul_rate(shapes)
+    real_share = meta["real_points"] / meta["padded_points"]
+    achieved = rate / real_share * per_point
+    return {
+        "operations_per_padded_point": per_point,
+        "achieved_ops_per_s": achieved,
+        "peak_ops_per_s": peak,
+        "loop_product_ops_per_s": loop_rate,
+        "share_of_peak": achieved / peak,
+        "real_points_per_s_at_loop_rate": loop_rate / per_point * real_share,
+        "real_points_per_s_at_peak": peak / per_point * real_share,
+    }
+
+
 # ---------------------------------------------------------------- running it
 
 
@@ -437,6 +519,9 @@ def run(args, log=print) -> dict:
         cpu_seconds_per_batch=sum(cpu["new"]) / len(cpu["new"]),
         loss_first_batch=warm["new"]["losses"][0],
     )
+    if args.ceiling:
+        log("timing this CPU's float32 products (--ceiling) ...")
+        result["ceiling"] = ceiling(meta, weights, rate["new"])
     if args.compare_commit:
         diff = abs(warm["new"]["losses"][0] - warm["old"]["losses"][0])
         result.update(
@@ -463,6 +548,20 @@ def report(result) -> None:
         f"this tree ({result['commit']}): {result['real_points_per_s']:,.0f} real points/s, "
         f"{result['seconds_per_batch']:.2f} s per batch ({result['cpu_seconds_per_batch']:.2f} s CPU)"
     )
+    if "ceiling" in result:
+        c = result["ceiling"]
+        print(
+            f"arithmetic: {c['operations_per_padded_point'] / 1e6:.1f} M operations per padded point (matrix products), "
+            f"{c['achieved_ops_per_s'] / 1e9:.0f} G/s achieved = {100 * c['share_of_peak']:.0f}% of this CPU's float32 peak "
+            f"({c['peak_ops_per_s'] / 1e9:.0f} G/s, one 2048^3 product); the time loop's own products run at "
+            f"{c['loop_product_ops_per_s'] / 1e9:.0f} G/s"
+        )
+        print(
+            f"ceiling: {c['real_points_per_s_at_loop_rate']:,.0f} real points/s if the step were nothing but the loop's products, "
+            f"{c['real_points_per_s_at_peak']:,.0f} at the peak "
+            f"({c['real_points_per_s_at_loop_rate'] / result['real_points_per_s']:.2f}x and "
+            f"{c['real_points_per_s_at_peak'] / result['real_points_per_s']:.2f}x this tree)"
+        )
     if "baseline_real_points_per_s" in result:
         print(
             f"{result['baseline_commit']}: {result['baseline_real_points_per_s']:,.0f} real points/s, "
@@ -500,6 +599,7 @@ def main(argv=None):
     p.add_argument("--batches", type=int, default=8, help="timed batches")
     p.add_argument("--rounds", type=int, help="with --compare-commit: rounds the timed batches are split into, alternating the two codes (default: one per batch)")
     p.add_argument("--compare-commit", metavar="REV", help="also time the code of REV (a temporary git worktree) on the same batches and weights")
+    p.add_argument("--ceiling", action="store_true", help="also time this CPU's float32 products: the step's share of the peak and the points/s they allow")
     p.add_argument("--json", action="store_true", help="print one JSON object and nothing else on stdout")
     p.add_argument("--serve", metavar="ROOT", help=argparse.SUPPRESS)
     p.add_argument("--plan", help=argparse.SUPPRESS)

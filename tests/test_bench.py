@@ -50,10 +50,17 @@ def test_compare_commit_times_both_codes_on_the_same_batches_and_weights(small_c
     assert worktrees() == before  # the temporary worktree is gone
 
 
-def test_prediction_network_alone(small_cache):
-    result = bench("--data", small_cache, "--model", "prediction")
+def test_prediction_network_alone_with_its_arithmetic_ceiling(small_cache):
+    result = bench("--data", small_cache, "--model", "prediction", "--ceiling")
     assert result["model"] == "prediction" and result["real_points_per_s"] > 0
     assert "ratio" not in result
+    c = result["ceiling"]
+    # 2 x 8 cells, M = 2: kernels (3, 32) + (8, 32), (3 + 8, 32) + (8, 32), output layer (16, 13); 6 operations per weight.
+    assert c["operations_per_padded_point"] == 6 * (3 * 32 + 8 * 32 + 11 * 32 + 8 * 32 + 16 * 13)
+    assert c["peak_ops_per_s"] > 1e8 and c["loop_product_ops_per_s"] > 1e6
+    share = result["real_points"] / result["padded_points"]
+    assert abs(c["achieved_ops_per_s"] - result["real_points_per_s"] / share * c["operations_per_padded_point"]) < 1e-6 * c["achieved_ops_per_s"]
+    assert abs(c["real_points_per_s_at_peak"] - c["peak_ops_per_s"] / c["operations_per_padded_point"] * share) < 1e-6 * c["real_points_per_s_at_peak"]
 
 
 def test_write_quality_records_intervals_and_compares_line_by_line(tmp_path):

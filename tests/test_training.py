@@ -221,6 +221,8 @@ def test_handwriting_weight_noise_trains_and_leaves_the_means_for_sampling(fixtu
          "--steps-per-epoch", "1", "--epochs", "1"])
     tuned = from_preset(str(tmp_path / "run2" / "preset"))
     assert tuned.weight_noise == 0.05 and not tuned.adaptive_noise
+    with open(tmp_path / "run2" / "preset" / "metadata.json") as f:
+        assert json.load(f)["initialized_from"]["optimizer_warmup_batches"] == 20  # --optimizer-warmup's default
     # Widened (--units above the preset's): with no epoch trained it scores what the preset scored.
     zoo(["train", "prediction", *common, "--units", "9", "--out", str(tmp_path / "run3"), "--init-from", str(tmp_path / "run2" / "preset"), "--epochs", "0"])
     with open(tmp_path / "run2" / "preset" / "metadata.json") as f:
@@ -243,6 +245,41 @@ def test_handwriting_weight_noise_trains_and_leaves_the_means_for_sampling(fixtu
     with pytest.raises(SystemExit):
         zoo(["train", "recognizer", *common[:2], "--out", str(tmp_path / "r"), "--weight-noise", "0.1"])
     assert said and "the recognizer has --dropout" in said[0]
+
+
+def test_optimizer_warmup_estimates_rmsprop_averages_without_moving_the_weights():
+    """trainer.warm_up_optimizer: batches at learning rate 0 fill Graves' RMSProp's n and g (eq. 39-40)
+    and leave the weights and the rate as they were; the first real step then moves the weights by
+    about the gradient over its spread, not by several times the rate at once as a fresh optimiser does."""
+    from zoo.models import HandwritingPredictor
+    from zoo.training.graves_rmsprop import GravesRMSprop
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 12, 3)).astype("float32")
+    y = np.concatenate([rng.normal(size=(4, 12, 3)), np.ones((4, 12, 1))], axis=-1).astype("float32")
+    batches = [(x[:2], y[:2]), (x[2:], y[2:])]
+
+    def trained(warmup: int):
+        keras.utils.set_random_seed(0)
+        model = HandwritingPredictor(units=6, num_layers=2, num_mixtures=2)
+        model.build()
+        model.compile(optimizer=GravesRMSprop(learning_rate=1e-2), jit_compile=False)
+        start = [np.array(w) for w in model.get_weights()]
+        assert trainer.warm_up_optimizer(model, batches, warmup) == warmup
+        after_warmup = [np.array(w) for w in model.get_weights()]
+        model.train_on_batch(*batches[0])
+        moved = float(np.median(np.concatenate([np.abs(np.array(w) - s).ravel() for w, s in zip(model.get_weights(), start)])))
+        return model, start, after_warmup, moved
+
+    model, start, after_warmup, warmed_move = trained(20)
+    assert all(np.array_equal(a, b) for a, b in zip(start, after_warmup))  # rate 0: nothing moved
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(1e-2)
+    assert all(float(np.max(np.asarray(n))) > 0 for n in model.optimizer._n)  # the averages are estimated
+    _, _, _, fresh_move = trained(0)
+    # A fresh optimiser's first step is up to lr / sqrt(0.05 - 0.05^2) = 4.6 lr for every weight with a gradient
+    # (less where daleth = 1e-4 outweighs 0.0475 eps^2): several times the rate for the median weight.
+    assert 2e-2 < fresh_move <= 1e-2 / np.sqrt(0.05 - 0.05**2) * 1.001
+    assert warmed_move < 0.5 * fresh_move, (warmed_move, fresh_move)
 
 
 def test_a_widened_network_computes_what_the_narrow_one_did_and_then_uses_its_new_units():

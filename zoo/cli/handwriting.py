@@ -252,6 +252,17 @@ def cmd_train(args) -> None:
         augment=recognizer and args.augment,
     )
     val_data = batches_for(model, val_raw, val_texts, batch_size=args.batch_size, pad_to=pad_to, shuffle=False)
+    if initialized_from is not None and args.optimizer_warmup and args.epochs > 0:
+        if plan is not None:
+            print("--optimizer-warmup is skipped with --distribute: the optimiser starts fresh", file=sys.stderr)
+        else:
+            # The preset's weights with a fresh optimiser: estimate its running averages first (trainer.warm_up_optimizer).
+            print(f"estimating the optimiser's running averages from {args.optimizer_warmup} batches at learning rate 0", file=sys.stderr)
+            started = time.perf_counter()
+            initialized_from["optimizer_warmup_batches"] = trainer.warm_up_optimizer(model, train_data, args.optimizer_warmup)
+            initialized_from["optimizer_warmup_seconds"] = round(time.perf_counter() - started, 1)  # not in train_seconds
+            with open(os.path.join(args.out, INIT_RECORD), "w") as f:
+                json.dump(initialized_from, f, indent=1)
     # Several devices: this process's lines of every global batch, and TensorFlow's replica steps.
     train_data, val_data = distribute.shard(train_data, training=True), distribute.shard(val_data)
     distribute.prepare(model)
@@ -487,6 +498,11 @@ def add_parsers(sub) -> None:
         metavar="PRESET",
         help="handwriting: start a new run from a preset's weights (fine-tuning, or continuing a shipped model) instead of from scratch; "
         "with a larger --units, a wider network that starts computing what the preset did (e.g. 3x400 from the 3x128)",
+    )
+    s.add_argument(
+        "--optimizer-warmup", type=int, default=20, metavar="N",
+        help="with --init-from: first run N batches at learning rate 0, so the fresh optimiser's running averages "
+        "(Graves' RMSProp, eq. 39-40) are estimated before its first step moves the preset's weights (default 20; 0: off)",
     )
     s.add_argument("--learning-rate", type=float, help="default: the named config's recipe (zoo/configs.py: handwriting 1e-4 Graves RMSProp, recognizer 1e-3 Adam; text per config); when resuming, a given rate replaces the checkpoint's (annealing)")
     s.add_argument("--time-budget", type=float, help="stop after this many seconds of training in all, over resumed sessions too (checked after every batch)")
