@@ -10,7 +10,8 @@ and capitals missed (`zoo.reading.errors_by_class`), and the lines written again
 Variants: ``shipped`` (zero state); ``w0`` (the one-hot of each line's first
 character as w_0 instead of zeros: layer 1 sees it at t = 0, eq. 52);
 ``kappaX`` (the window's position kappa_0 = X instead of 0, e.g. ``kappa0.5``,
-``kappa-0.5``; kappa adds up from there, eq. 47).
+``kappa-0.5``; kappa adds up from there, eq. 51). Lines are written unprimed
+(a prime would start from the changed state instead of the line).
 
     python bench/first_letters.py --data cache/iam-ondb.npz --variants shipped,w0,kappa0.5,kappa-0.5
 """
@@ -46,8 +47,6 @@ def start_state(engine, texts, variant: str):
             ids, _ = driver.encode_lines(engine.alphabet, texts)
             s["w"][:] = 0.0
             s["w"][np.arange(len(texts)), [int(t[0]) - 1 for t in ids]] = 1.0  # ids count from 1 (0 pads)
-        elif variant != "shipped":
-            raise SystemExit(f"unknown variant {variant!r}: shipped, w0 or kappaX (e.g. kappa0.5)")
         return s
 
     return state
@@ -60,12 +59,11 @@ def measure(writer, reader, texts, variant: str, bias: float, rewrites: int) -> 
     written, attempts = [], []
     for k, a in enumerate(range(0, len(texts), 32)):
         batch = texts[a : a + 32]
-        zero = writer.zero_state
         writer.zero_state = start_state(writer, batch, variant)
         try:
-            lines = driver.write_lines(writer, batch, bias=bias, seed=k, rewrites=rewrites)
+            lines = driver.write_lines(writer, batch, bias=bias, seed=k, rewrites=rewrites, style=driver.NO_STYLE)
         finally:
-            writer.zero_state = zero
+            del writer.zero_state  # the engine's own method again
         written += list(lines)
         attempts += lines.attempts
     heard = reading.read(reader, written)
@@ -94,6 +92,14 @@ def main():
     p.add_argument("--rewrites", type=int, default=REWRITES)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    variants = args.variants.split(",")
+    for variant in variants:
+        try:
+            ok = variant in ("shipped", "w0") or (variant.startswith("kappa") and float(variant[len("kappa"):]) == float(variant[len("kappa"):]))
+        except ValueError:
+            ok = False
+        if not ok:
+            p.error(f"unknown variant {variant!r}: give shipped, w0 or kappaX with a number X (e.g. kappa0.5)")
     from zoo.cli import _silence_native_stderr
 
     _silence_native_stderr()
@@ -108,7 +114,7 @@ def main():
         data = load_handwriting(args.data, progress=False)
         sets["testset_v"] = [writer.alphabet.substitute(data.texts[i]) for i in data.split_indices("testset_v")[: args.testset_lines]]
     results = {}
-    for variant in args.variants.split(","):
+    for variant in variants:
         t0 = time.perf_counter()
         results[variant] = {name: measure(writer, reader, texts, variant, args.bias, args.rewrites) for name, texts in sets.items()}
         if not args.json:

@@ -299,11 +299,13 @@ def make_plan(args):
 # ---------------------------------------------------------------- the ceiling: what the products allow
 
 
-def matmul_rate(shapes, seconds: float = 0.5, per_call: int = 8) -> float:
-    """Operations per second of float32 products (m, k, n), each repeated for about ``seconds``,
-    compiled by the active backend as the train step is (tf.function; jax.jit on JAX). Each call
-    runs ``per_call`` products (of slightly shifted inputs, so no compiler merges them), so the
-    Python call's own cost does not count against products as small as the loop's."""
+def matmul_rate(shapes, xla: bool = False, seconds: float = 0.5, per_call: int = 8) -> float:
+    """Operations per second of float32 products (m, k, n), compiled by the active backend as the
+    train step is (tf.function, with XLA under ``xla``; jax.jit on JAX). Each shape is timed for
+    about ``seconds``; the rate returned is that of doing each product once (the step does equal
+    work in each of a layer's three products), i.e. the work-weighted harmonic mean of the shapes'
+    rates. Each call runs ``per_call`` products (of slightly shifted inputs, so no compiler merges
+    them), so the Python call's own cost does not count against products as small as the loop's."""
     import keras
     import numpy as np
 
@@ -320,10 +322,10 @@ def matmul_rate(shapes, seconds: float = 0.5, per_call: int = 8) -> float:
     else:
         import tensorflow as tf
 
-        product = tf.function(products)
+        product = tf.function(products, jit_compile=xla)
         wait = lambda r: r.numpy()  # noqa: E731
     rng = np.random.default_rng(0)
-    ops_done = spent = 0.0
+    work = time_for_each = 0.0
     for m, k, n in shapes:
         a = keras.ops.convert_to_tensor(rng.standard_normal((m, k), dtype=np.float32))
         b = keras.ops.convert_to_tensor(rng.standard_normal((k, n), dtype=np.float32))
@@ -334,9 +336,10 @@ def matmul_rate(shapes, seconds: float = 0.5, per_call: int = 8) -> float:
             calls += 1
             if time.perf_counter() - t0 >= seconds:
                 break
-        spent += time.perf_counter() - t0
-        ops_done += 2.0 * m * k * n * per_call * calls
-    return ops_done / spent
+        ops = 2.0 * m * k * n
+        work += ops
+        time_for_each += ops / (ops * per_call * calls / (time.perf_counter() - t0))
+    return work / time_for_each
 
 
 def ceiling(meta, weights, rate: float) -> dict:
@@ -350,8 +353,8 @@ def ceiling(meta, weights, rate: float) -> dict:
     # The time loop's products: each layer's fused [W_x; W_h] (D + H rows, 4H columns), forward, input and weight gradient.
     loop = [(d + units, n) for d, n in matrices if n == 4 * units and d != units]
     shapes = [s for d, n in loop for s in ((batch, d, n), (batch, n, d), (d, batch, n))]
-    peak = matmul_rate([(2048, 2048, 2048)])
-    loop_rate = matmul_rate(shapes)
+    peak = matmul_rate([(2048, 2048, 2048)], xla=meta["xla"])
+    loop_rate = matmul_rate(shapes, xla=meta["xla"])
     real_share = meta["real_points"] / meta["padded_points"]
     achieved = rate / real_share * per_point
     return {

@@ -229,6 +229,7 @@ def test_handwriting_weight_noise_trains_and_leaves_the_means_for_sampling(fixtu
         narrow = json.load(f)["evaluation"]["nll_nats_per_line"]
     with open(tmp_path / "run3" / "preset" / "metadata.json") as f:
         meta = json.load(f)
+    assert "optimizer_warmup_batches" not in meta["initialized_from"]  # no epoch to train: no warm-up
     assert meta["initialized_from"]["widened"] == {"from_units": 6, "to_units": 9}
     assert meta["evaluation"]["nll_nats_per_line"] == pytest.approx(narrow, rel=1e-5)
     assert from_preset(str(tmp_path / "run3" / "preset")).units == 9
@@ -275,6 +276,16 @@ def test_optimizer_warmup_estimates_rmsprop_averages_without_moving_the_weights(
     assert all(np.array_equal(a, b) for a, b in zip(start, after_warmup))  # rate 0: nothing moved
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(1e-2)
     assert all(float(np.max(np.asarray(n))) > 0 for n in model.optimizer._n)  # the averages are estimated
+    # One batch again and again at rate 0 gives the same gradient each time: corrected for their start at zero,
+    # n is its square and g the gradient itself, so n - g^2 = 0 (uncorrected, n - g^2 would be 0.64 eps^2 here).
+    model.compile(optimizer=GravesRMSprop(learning_rate=1e-2), jit_compile=False)
+    trainer.warm_up_optimizer(model, batches[:1], 20)
+    for n, g in zip(model.optimizer._n, model.optimizer._g):
+        np.testing.assert_allclose(np.asarray(n), np.square(np.asarray(g)), rtol=1e-4, atol=1e-12)
+    # A preset whose weights give a non-finite loss stops the warm-up with a clear error.
+    model.lstm.cells[0].kernel.assign(np.full(model.lstm.cells[0].kernel.shape, np.nan, np.float32))
+    with pytest.raises(trainer.TrainingDiverged, match="warm-up batch 1 is nan"):
+        trainer.warm_up_optimizer(model, batches, 3)
     _, _, _, fresh_move = trained(0)
     # A fresh optimiser's first step is up to lr / sqrt(0.05 - 0.05^2) = 4.6 lr for every weight with a gradient
     # (less where daleth = 1e-4 outweighs 0.0475 eps^2): several times the rate for the median weight.

@@ -24,6 +24,7 @@ from zoo.cli.common import (
     _positive_int,
     _run_record,
     _sampling_bias,
+    _whole_number,
 )
 
 # ---------------------------------------------------------------- train
@@ -252,14 +253,17 @@ def cmd_train(args) -> None:
         augment=recognizer and args.augment,
     )
     val_data = batches_for(model, val_raw, val_texts, batch_size=args.batch_size, pad_to=pad_to, shuffle=False)
-    if initialized_from is not None and args.optimizer_warmup and args.epochs > 0:
+    if initialized_from is not None and args.optimizer_warmup and args.epochs > 0 and not recognizer:
         if plan is not None:
             print("--optimizer-warmup is skipped with --distribute: the optimiser starts fresh", file=sys.stderr)
         else:
             # The preset's weights with a fresh optimiser: estimate its running averages first (trainer.warm_up_optimizer).
             print(f"estimating the optimiser's running averages from {args.optimizer_warmup} batches at learning rate 0", file=sys.stderr)
             started = time.perf_counter()
-            initialized_from["optimizer_warmup_batches"] = trainer.warm_up_optimizer(model, train_data, args.optimizer_warmup)
+            try:
+                initialized_from["optimizer_warmup_batches"] = trainer.warm_up_optimizer(model, train_data, args.optimizer_warmup)
+            except trainer.TrainingDiverged as exc:
+                _fail(str(exc))
             initialized_from["optimizer_warmup_seconds"] = round(time.perf_counter() - started, 1)  # not in train_seconds
             with open(os.path.join(args.out, INIT_RECORD), "w") as f:
                 json.dump(initialized_from, f, indent=1)
@@ -500,9 +504,10 @@ def add_parsers(sub) -> None:
         "with a larger --units, a wider network that starts computing what the preset did (e.g. 3x400 from the 3x128)",
     )
     s.add_argument(
-        "--optimizer-warmup", type=int, default=20, metavar="N",
-        help="with --init-from: first run N batches at learning rate 0, so the fresh optimiser's running averages "
-        "(Graves' RMSProp, eq. 39-40) are estimated before its first step moves the preset's weights (default 20; 0: off)",
+        "--optimizer-warmup", type=_whole_number(0, "{text} is not a count of batches: give 0 (off) or a number such as 20"), default=20, metavar="N",
+        help="prediction and synthesis with --init-from: first run N batches at learning rate 0, so the fresh optimiser's running averages "
+        "(Graves' RMSProp, eq. 39-40) are estimated before its first step moves the preset's weights (default 20; 0: off). "
+        "Its seconds are recorded apart, not counted in --time-budget; skipped with --distribute",
     )
     s.add_argument("--learning-rate", type=float, help="default: the named config's recipe (zoo/configs.py: handwriting 1e-4 Graves RMSProp, recognizer 1e-3 Adam; text per config); when resuming, a given rate replaces the checkpoint's (annealing)")
     s.add_argument("--time-budget", type=float, help="stop after this many seconds of training in all, over resumed sessions too (checked after every batch)")

@@ -260,24 +260,38 @@ def averaged_weights(model):
 
 
 def warm_up_optimizer(model, batches, count: int) -> int:
-    """Fill the optimiser's running averages from ``count`` batches at learning rate 0; the weights stay put.
+    """Estimate the optimiser's running averages from ``count`` batches at learning rate 0; the weights stay put.
 
     A run started from a preset (--init-from) has the preset's weights but a fresh optimiser. Graves'
     RMSProp divides each step by sqrt(n - g^2 + daleth) (eq. 39-41), and with n and g starting at
     zero its first steps move every weight by several times the learning rate at once: continuing
     iam-prediction-400 at 1e-4 that cost 50 nats per line in the first epoch (-816.5 -> -766.4 on
-    480 testset_v lines, 2026-12-06). Estimating n and g first, as the checkpoint would have held
-    them, avoids that. Returns the number of batches run."""
+    480 testset_v lines, 2026-12-06). After the batches, n and g are divided by 1 - aleph^count
+    (as Adam corrects its moments; Adam's own correction counts these steps already), so they are
+    weighted means of the gradients seen rather than sums that have not yet grown to their size.
+    ``batches`` is the training stream (any index is a batch) or a list, taken in turn. Returns the
+    number of batches run."""
     if count <= 0:
         return 0
-    rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    model.optimizer.learning_rate = 0.0
+    optimizer = model.optimizer
+    rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    optimizer.learning_rate = 0.0
     try:
         for i in range(count):
-            x, y = batches[i % len(batches)]
-            model.train_on_batch(x, y)
+            x, y = batches[i] if isinstance(batches, keras.utils.PyDataset) else batches[i % len(batches)]
+            loss = float(keras.ops.convert_to_numpy(model.train_on_batch(x, y)))
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss of optimiser warm-up batch {i + 1} is {loss}: the preset's weights give a non-finite loss on "
+                    "this data (nothing was saved); check the data and the preset, or start without --init-from"
+                )
     finally:
-        model.optimizer.learning_rate = rate
+        optimizer.learning_rate = rate
+    if hasattr(optimizer, "aleph") and hasattr(optimizer, "_n"):  # Graves' RMSProp: its averages carry no correction
+        scale = 1.0 / (1.0 - optimizer.aleph**count)
+        for n, g in zip(optimizer._n, optimizer._g):
+            n.assign(n * scale)
+            g.assign(g * scale)
     return count
 
 
