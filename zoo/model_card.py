@@ -229,7 +229,8 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
                 f"started from {prev.get('preset')}, {_nan(prev.get('evaluation', {}).get('nll_nats_per_line')):.1f} nats per line"
                 + (f", widened from {prev['widened']['from_units']} to {prev['widened']['to_units']} units per layer (its new units started silent)" if prev.get("widened") else "")
                 + (f"; the fresh optimiser's running averages estimated first from {prev['optimizer_warmup_batches']} batches at learning rate 0"
-                   f" ({prev.get('optimizer_warmup_seconds', 0.0):.0f} s)" if prev.get("optimizer_warmup_batches") else "")
+                   + (f" ({prev['optimizer_warmup_seconds']:.0f} s)" if prev.get("optimizer_warmup_seconds") is not None else "")
+                   if prev.get("optimizer_warmup_batches") else "")
             )
         return (
             f"{meta['epochs']} epochs of {meta['steps_per_epoch']} batches of {meta['batch_size']}, "
