@@ -31,6 +31,11 @@ import numpy as np  # noqa: E402
 SENTENCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sentences.txt")
 
 
+def kappa_start(variant: str) -> float | None:
+    """kappa_0 of a ``kappaX`` variant (None for the others); ValueError where X is not a number."""
+    return float(variant[len("kappa"):]) if variant.startswith("kappa") else None
+
+
 def start_state(engine, texts, variant: str):
     """``engine.zero_state`` changed as ``variant`` says, for a batch writing ``texts``."""
     from zoo.sampling import driver
@@ -41,8 +46,8 @@ def start_state(engine, texts, variant: str):
         s = {k: np.array(v) for k, v in zero(count).items()}
         if count != len(texts):  # the driver also asks for other batch sizes (to find the batch axes)
             return s
-        if variant.startswith("kappa"):
-            s["kappa"] = s["kappa"] + float(variant[len("kappa"):])
+        if kappa_start(variant) is not None:
+            s["kappa"] = s["kappa"] + kappa_start(variant)
         elif variant == "w0":
             ids, _ = driver.encode_lines(engine.alphabet, texts)
             s["w"][:] = 0.0
@@ -95,7 +100,7 @@ def main():
     variants = args.variants.split(",")
     for variant in variants:
         try:
-            ok = variant in ("shipped", "w0") or (variant.startswith("kappa") and float(variant[len("kappa"):]) == float(variant[len("kappa"):]))
+            ok = variant in ("shipped", "w0") or kappa_start(variant) is not None
         except ValueError:
             ok = False
         if not ok:

@@ -325,7 +325,7 @@ def matmul_rate(shapes, xla: bool = False, seconds: float = 0.5, per_call: int =
         product = tf.function(products, jit_compile=xla)
         wait = lambda r: r.numpy()  # noqa: E731
     rng = np.random.default_rng(0)
-    work = time_for_each = 0.0
+    work = seconds_for_each = 0.0
     for m, k, n in shapes:
         a = keras.ops.convert_to_tensor(rng.standard_normal((m, k), dtype=np.float32))
         b = keras.ops.convert_to_tensor(rng.standard_normal((k, n), dtype=np.float32))
@@ -336,10 +336,9 @@ def matmul_rate(shapes, xla: bool = False, seconds: float = 0.5, per_call: int =
             calls += 1
             if time.perf_counter() - t0 >= seconds:
                 break
-        ops = 2.0 * m * k * n
-        work += ops
-        time_for_each += ops / (ops * per_call * calls / (time.perf_counter() - t0))
-    return work / time_for_each
+        work += 2.0 * m * k * n
+        seconds_for_each += (time.perf_counter() - t0) / (per_call * calls)
+    return work / seconds_for_each
 
 
 def ceiling(meta, weights, rate: float) -> dict:

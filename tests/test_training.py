@@ -266,7 +266,7 @@ def test_optimizer_warmup_estimates_rmsprop_averages_without_moving_the_weights(
         model.build()
         model.compile(optimizer=GravesRMSprop(learning_rate=1e-2), jit_compile=False)
         start = [np.array(w) for w in model.get_weights()]
-        assert trainer.warm_up_optimizer(model, batches, warmup) == warmup
+        assert trainer.warm_up_optimizer(model, batches * 10, warmup) == warmup
         after_warmup = [np.array(w) for w in model.get_weights()]
         model.train_on_batch(*batches[0])
         moved = float(np.median(np.concatenate([np.abs(np.array(w) - s).ravel() for w, s in zip(model.get_weights(), start)])))
@@ -279,7 +279,7 @@ def test_optimizer_warmup_estimates_rmsprop_averages_without_moving_the_weights(
     # One batch again and again at rate 0 gives the same gradient each time: corrected for their start at zero,
     # n is its square and g the gradient itself, so n - g^2 = 0 (uncorrected, n - g^2 would be 0.64 eps^2 here).
     model.compile(optimizer=GravesRMSprop(learning_rate=1e-2), jit_compile=False)
-    trainer.warm_up_optimizer(model, batches[:1], 20)
+    trainer.warm_up_optimizer(model, batches[:1] * 20, 20)
     for n, g in zip(model.optimizer._n, model.optimizer._g):
         np.testing.assert_allclose(np.asarray(n), np.square(np.asarray(g)), rtol=1e-4, atol=1e-12)
     # A preset whose weights give a non-finite loss stops the warm-up with a clear error.

@@ -218,9 +218,6 @@ def cmd_train(args) -> None:
         if args.weight_noise is not None or args.adaptive_weight_noise:
             model = _rebuilt(model, **_weight_noise_settings(args, recognizer, len(train_raw)))
         model.compile(optimizer=_optimizer(model_class, args.learning_rate, args.ema), jit_compile=jit)
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, INIT_RECORD), "w") as f:
-            json.dump(initialized_from, f, indent=1)
         print(f"starting from the weights of {args.init_from}", file=sys.stderr)
         _warn_ignored_shape_flags(args, model, "--init-from")
     elif model is None:
@@ -265,8 +262,10 @@ def cmd_train(args) -> None:
             except trainer.TrainingDiverged as exc:
                 _fail(str(exc))
             initialized_from["optimizer_warmup_seconds"] = round(time.perf_counter() - started, 1)  # not in train_seconds
-            with open(os.path.join(args.out, INIT_RECORD), "w") as f:
-                json.dump(initialized_from, f, indent=1)
+    if initialized_from is not None:  # read back when a resumed run writes its preset
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, INIT_RECORD), "w") as f:
+            json.dump(initialized_from, f, indent=1)
     # Several devices: this process's lines of every global batch, and TensorFlow's replica steps.
     train_data, val_data = distribute.shard(train_data, training=True), distribute.shard(val_data)
     distribute.prepare(model)

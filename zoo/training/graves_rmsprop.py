@@ -42,5 +42,14 @@ class GravesRMSprop(keras.optimizers.Optimizer):
         self.assign(delta, self.beth * delta - lr * eps / denom)  # eq. 41
         self.assign_add(variable, delta)  # eq. 42
 
+    def correct_for_zero_start(self, steps: int) -> None:
+        """Divide n and g by 1 - aleph^steps, as Adam corrects its moments: after ``steps`` updates from
+        zero they are then weighted means of the gradients seen, not sums still growing to their size
+        (used after steps at learning rate 0: zoo.training.trainer.warm_up_optimizer)."""
+        scale = 1.0 / (1.0 - self.aleph**steps)
+        for n, g in zip(self._n, self._g):
+            n.assign(n * scale)
+            g.assign(g * scale)
+
     def get_config(self):
         return {**super().get_config(), "aleph": self.aleph, "beth": self.beth, "daleth": self.daleth}

@@ -266,11 +266,10 @@ def warm_up_optimizer(model, batches, count: int) -> int:
     RMSProp divides each step by sqrt(n - g^2 + daleth) (eq. 39-41), and with n and g starting at
     zero its first steps move every weight by several times the learning rate at once: continuing
     iam-prediction-400 at 1e-4 that cost 50 nats per line in the first epoch (-816.5 -> -766.4 on
-    480 testset_v lines, 2026-12-06). After the batches, n and g are divided by 1 - aleph^count
-    (as Adam corrects its moments; Adam's own correction counts these steps already), so they are
-    weighted means of the gradients seen rather than sums that have not yet grown to their size.
-    ``batches`` is the training stream (any index is a batch) or a list, taken in turn. Returns the
-    number of batches run."""
+    480 testset_v lines, 2026-12-06). After the batches, Graves' RMSProp corrects n and g for their
+    start at zero (`GravesRMSprop.correct_for_zero_start`; Adam's own correction counts these steps
+    already). ``batches[i]`` for i < ``count`` are the batches (the training stream: any index is one).
+    Returns the number of batches run."""
     if count <= 0:
         return 0
     optimizer = model.optimizer
@@ -278,8 +277,7 @@ def warm_up_optimizer(model, batches, count: int) -> int:
     optimizer.learning_rate = 0.0
     try:
         for i in range(count):
-            x, y = batches[i] if isinstance(batches, keras.utils.PyDataset) else batches[i % len(batches)]
-            loss = float(keras.ops.convert_to_numpy(model.train_on_batch(x, y)))
+            loss = float(keras.ops.convert_to_numpy(model.train_on_batch(*batches[i])))
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss of optimiser warm-up batch {i + 1} is {loss}: the preset's weights give a non-finite loss on "
@@ -287,11 +285,8 @@ def warm_up_optimizer(model, batches, count: int) -> int:
                 )
     finally:
         optimizer.learning_rate = rate
-    if hasattr(optimizer, "aleph") and hasattr(optimizer, "_n"):  # Graves' RMSProp: its averages carry no correction
-        scale = 1.0 / (1.0 - optimizer.aleph**count)
-        for n, g in zip(optimizer._n, optimizer._g):
-            n.assign(n * scale)
-            g.assign(g * scale)
+    if hasattr(optimizer, "correct_for_zero_start"):
+        optimizer.correct_for_zero_start(count)
     return count
 
 
