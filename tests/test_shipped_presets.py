@@ -194,7 +194,7 @@ def test_evaluate_record_writes_the_metadata_and_the_card(tmp_path):
 
 
 def test_the_ledger_joins_the_legs_validation_curves_on_one_clock(tmp_path):
-    """A preset trained in three legs (one recorded before legs kept their curve): the ledger puts each
+    """A preset trained in three legs (one recorded before legs kept their curve, one whose rate changed): the ledger puts each
     leg's points after the earlier legs' hours, the card names each leg's machine, and write_card draws
     training.png."""
     from zoo.models.predictor import HandwritingPredictor
@@ -202,8 +202,9 @@ def test_the_ledger_joins_the_legs_validation_curves_on_one_clock(tmp_path):
 
     oldest = {"epochs": 4, "train_seconds": 7200.0, "learning_rate": 5e-4, "created": "a"}  # no machine, no curve
     cpu = {"epochs": 2, "train_seconds": 1800.0, "learning_rate": 1e-4, "hardware": "2-core CPU", "batch_size": 32,
-           "history": [{"epoch": 1, "val_loss": -900.0, "train_seconds": 900.0}, {"epoch": 2, "val_loss": -910.0, "train_seconds": 1800.0}],
-           "initialized_from": oldest}
+           "history": [{"epoch": 1, "val_loss": -900.0, "train_seconds": 900.0, "learning_rate": 3e-4},
+                       {"epoch": 2, "val_loss": -910.0, "train_seconds": 1800.0, "learning_rate": 1e-4}],
+           "initialized_from": oldest}  # its rate changed within the leg: the card names both
     meta = {"model": "HandwritingPredictor", "epochs": 2, "train_seconds": 360.0, "learning_rate": 1e-4, "hardware": "gpu H100",
             "batch_size": 128, "steps_per_epoch": 100, "initialized_from": {"preset": "/runs/cpu", **cpu},
             "history": [{"epoch": 1, "val_loss": -920.0, "train_seconds": 180.0}, {"epoch": 2, "val_loss": -930.0, "train_seconds": 360.0}]}
@@ -218,7 +219,7 @@ def test_the_ledger_joins_the_legs_validation_curves_on_one_clock(tmp_path):
     preset = str(tmp_path / "legs")
     save_preset(model, preset, meta)
     card = open(model_card.write_card(preset)).read()
-    assert "8 epochs in all, 2.6 h: 4 at lr 0.0005, then 2 at lr 0.0001 (30.0 min, batches of 32 on 2-core CPU), then 2 at lr 0.0001 (6.0 min, batches of 128 on gpu H100)" in card
+    assert "8 epochs in all, 2.6 h: 4 at lr 0.0005, then 1 at lr 0.0003 and 1 at lr 0.0001 (30.0 min, batches of 32 on 2-core CPU), then 2 at lr 0.0001 (6.0 min, batches of 128 on gpu H100)" in card
     assert "![validation NLL over the training legs](training.png)" in card
     with open(os.path.join(preset, model_card.LEDGER_FIGURE), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"

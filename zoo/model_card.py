@@ -157,6 +157,21 @@ def ledger(meta: dict) -> list[dict]:
     return out
 
 
+def _leg_rates(leg: dict) -> str:
+    """A leg's epochs by learning rate, from its history where each epoch recorded its rate
+    ("26 at lr 0.0005 and 16 at lr 0.00015"); otherwise all its epochs at the rate it ended with."""
+    rates = [r.get("learning_rate") for r in leg.get("history") or []]
+    if not rates or None in rates or len(rates) != leg.get("epochs"):
+        return f"{leg.get('epochs', '?')} at lr {leg.get('learning_rate', float('nan')):.2g}"
+    runs: list[list] = []  # [rate, epochs] for each stretch of equal rates
+    for rate in rates:
+        if runs and abs(runs[-1][0] - rate) <= 1e-6 * abs(rate):
+            runs[-1][1] += 1
+        else:
+            runs.append([rate, 1])
+    return " and ".join(f"{n} at lr {rate:.2g}" for rate, n in runs)
+
+
 def _leg_hours(leg: dict) -> str:
     seconds = leg.get("train_seconds") or 0.0
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
@@ -218,7 +233,7 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
             # Oldest leg first: its epochs and the rate it ended at.
             # Each leg's machine where its record names it (legs recorded before 2026-11-27 do not).
             schedule = meta.get("learning_rate_schedule") or ", then ".join(
-                f"{leg.get('epochs', '?')} at lr {leg.get('learning_rate', float('nan')):.2g}"
+                _leg_rates(leg)
                 + (f" ({_leg_hours(leg)}, batches of {leg.get('batch_size', '?')} on {leg['hardware']})" if leg.get("hardware") else "")
                 for leg in [*reversed(legs), meta]
             )
