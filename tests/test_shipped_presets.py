@@ -201,6 +201,9 @@ def test_the_ledger_joins_the_legs_validation_curves_on_one_clock(tmp_path):
     from zoo.presets import save_preset
 
     oldest = {"epochs": 4, "train_seconds": 7200.0, "learning_rate": 5e-4, "created": "a"}  # no machine, no curve
+    assert model_card._leg_rates({"epochs": 3, "learning_rate": 1e-4, "history": [  # float32 noise, then a drop
+        {"learning_rate": 5.0000002e-4}, {"learning_rate": 5e-4}, {"learning_rate": 1e-4}]}) == "2 at lr 0.0005 and 1 at lr 0.0001"
+    assert model_card._leg_rates({"epochs": 3, "learning_rate": 1e-4, "history": [{"learning_rate": 5e-4}]}) == "3 at lr 0.0001"
     cpu = {"epochs": 2, "train_seconds": 1800.0, "learning_rate": 1e-4, "hardware": "2-core CPU", "batch_size": 32,
            "history": [{"epoch": 1, "val_loss": -900.0, "train_seconds": 900.0, "learning_rate": 3e-4},
                        {"epoch": 2, "val_loss": -910.0, "train_seconds": 1800.0, "learning_rate": 1e-4}],

@@ -163,13 +163,14 @@ def _leg_rates(leg: dict) -> str:
     rates = [r.get("learning_rate") for r in leg.get("history") or []]
     if not rates or None in rates or len(rates) != leg.get("epochs"):
         return f"{leg.get('epochs', '?')} at lr {leg.get('learning_rate', float('nan')):.2g}"
-    runs: list[list] = []  # [rate, epochs] for each stretch of equal rates
+    runs: list[list] = []  # [rate as printed, epochs] for each stretch of rates that print alike
     for rate in rates:
-        if runs and abs(runs[-1][0] - rate) <= 1e-6 * abs(rate):
+        printed = f"{rate:.2g}"  # float32 noise (5.0000002e-4) prints as 0.0005
+        if runs and runs[-1][0] == printed:
             runs[-1][1] += 1
         else:
-            runs.append([rate, 1])
-    return " and ".join(f"{n} at lr {rate:.2g}" for rate, n in runs)
+            runs.append([printed, 1])
+    return " and ".join(f"{n} at lr {printed}" for printed, n in runs)
 
 
 def _leg_hours(leg: dict) -> str:
