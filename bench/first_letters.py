@@ -40,14 +40,14 @@ def start_state(engine, texts, variant: str):
     """``engine.zero_state`` changed as ``variant`` says, for a batch writing ``texts``."""
     from zoo.sampling import driver
 
-    zero = engine.zero_state
+    zero, shift = engine.zero_state, kappa_start(variant)
 
     def state(count):
         s = {k: np.array(v) for k, v in zero(count).items()}
         if count != len(texts):  # the driver also asks for other batch sizes (to find the batch axes)
             return s
-        if kappa_start(variant) is not None:
-            s["kappa"] = s["kappa"] + kappa_start(variant)
+        if shift is not None:
+            s["kappa"] = s["kappa"] + shift
         elif variant == "w0":
             ids, _ = driver.encode_lines(engine.alphabet, texts)
             s["w"][:] = 0.0

@@ -231,7 +231,7 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
             legs = _earlier_legs(meta)
             epochs = meta["epochs"] + sum(leg.get("epochs") or 0 for leg in legs)
             total_h = (meta.get("train_seconds", 0.0) + sum(leg.get("train_seconds") or 0.0 for leg in legs)) / 3600
-            # Oldest leg first: its epochs and the rate it ended at.
+            # Oldest leg first: its epochs at each rate (_leg_rates).
             # Each leg's machine where its record names it (legs recorded before 2026-11-27 do not).
             schedule = meta.get("learning_rate_schedule") or ", then ".join(
                 _leg_rates(leg)
