@@ -242,7 +242,7 @@ def handwriting_card(name: str, config: dict, meta: dict) -> str:
             return (
                 f"{epochs} epochs in all, {total_h:.1f} h: {schedule}; the last leg {meta['epochs']} epochs of "
                 f"{meta['steps_per_epoch']} batches of {meta['batch_size']}" + ("" if meta.get("hardware") else " on ?") + "; "
-                f"started from {prev.get('preset')}, {_nan(prev.get('evaluation', {}).get('nll_nats_per_line')):.1f} nats per line"
+                f"started from {os.path.basename(str(prev.get('preset', '?')))}, {_nan(prev.get('evaluation', {}).get('nll_nats_per_line')):.1f} nats per line"
                 + (f", widened from {prev['widened']['from_units']} to {prev['widened']['to_units']} units per layer (its new units started silent)" if prev.get("widened") else "")
                 + (f"; the fresh optimiser's running averages estimated first from {prev['optimizer_warmup_batches']} batches at learning rate 0"
                    + (f" ({prev['optimizer_warmup_seconds']:.0f} s)" if prev.get("optimizer_warmup_seconds") is not None else "")
