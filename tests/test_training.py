@@ -97,6 +97,19 @@ class _Batches(keras.utils.PyDataset):
         return self.x, self.y
 
 
+def test_the_ledger_names_a_shipped_preset_by_name_and_any_other_folder_by_path(tmp_path):
+    # The metadata travels with a download, where the trainer's absolute path would mean nothing.
+    from zoo.cli.handwriting import preset_label
+
+    assert preset_label(os.path.join(REPO, "saved_models", "iam-prediction-400")) == "iam-prediction-400"
+    assert preset_label(os.path.join(REPO, "saved_models", "iam-synthesis") + os.sep) == "iam-synthesis"
+    copy = tmp_path / "iam-prediction-400"  # same name, another folder: not the shipped preset
+    copy.mkdir()
+    for f in ("config.json", "metadata.json"):
+        (copy / f).write_bytes(open(os.path.join(REPO, "saved_models", "iam-prediction-400", f), "rb").read())
+    assert preset_label(str(copy)) == str(copy)
+
+
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")

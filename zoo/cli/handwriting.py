@@ -44,7 +44,7 @@ def _init_from_preset(name_or_path: str, model_class):
         _fail(f"--init-from {name_or_path}: cannot load the preset ({exc}); give a preset folder or a shipped preset's name")
     if not isinstance(model, model_class):
         _fail(f"--init-from {name_or_path} holds a {type(model).__name__}, not a {model_class.__name__}: start from a preset of the same kind")
-    record = {"preset": os.path.abspath(folder)}
+    record = {"preset": preset_label(folder)}
     meta_path = os.path.join(folder, "metadata.json")
     if os.path.isfile(meta_path):
         with open(meta_path) as f:
@@ -53,6 +53,17 @@ def _init_from_preset(name_or_path: str, model_class):
         # come along (a chain: the whole ledger of a preset trained over several sessions).
         record.update(leg_record(meta))
     return model, record
+
+
+def preset_label(folder: str) -> str:
+    """How a ledger names the preset a leg started from: a shipped preset by its name (the metadata
+    travels with the download, where this machine's path means nothing), any other folder by its path."""
+    from zoo import hub
+
+    name = os.path.basename(os.path.normpath(folder))
+    if any(os.path.samefile(copy, folder) for _, copy in hub.local_sources(name)):
+        return name
+    return os.path.abspath(folder)
 
 
 LEG_KEYS = ("epochs", "train_seconds", "learning_rate", "evaluation", "created", "hardware", "backend", "xla",
