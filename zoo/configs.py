@@ -51,7 +51,7 @@ HANDWRITING_MODELS = {
     "synthesis": dict(
         units=400, num_layers=3, num_mixtures=20, window_components=10, help="IAM-OnDB text -> pen offsets, 3x400 + soft window of 10 Gaussians (sec. 5)",
         train=dict(batch_size=32, learning_rate=1e-4),
-        source="the paper's (sec. 5: RMSProp 1e-4); iam-synthesis (3x400, -1078.1 nats per line on testset_v) was trained at lr 1e-4 (batches of 32 on CPU, 128 on a GPU); iam-synthesis-small (3x128, -1037.7) at 5e-4, then 1.5e-4",
+        source="the paper's (sec. 5: RMSProp 1e-4); iam-synthesis (3x400; its model card has the NLL and CER on testset_v) was trained at lr 1e-4 (batches of 32 on CPU, 128 on a GPU); iam-synthesis-small (3x128, -1037.7) at 5e-4, then 1.5e-4",
     ),
     "recognizer": dict(
         units=128, num_layers=2, help="IAM-OnDB pen offsets -> text, 2 strided convolutions + 2 BLSTM(128) + CTC (Graves et al. 2009)",
